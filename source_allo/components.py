@@ -1,0 +1,375 @@
+"""Custom components of the source-allo manifest.
+
+Each class covers one behaviour the declarative framework cannot express; its docstring says which.
+Everything else (auth, retries, cursors, state) stays in `manifest.yaml`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from dataclasses import InitVar, dataclass, field
+from datetime import date, datetime
+from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Union
+
+import requests
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
+from airbyte_cdk.sources.declarative.extractors.record_filter import RecordFilter
+from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
+from airbyte_cdk.sources.declarative.requesters.error_handlers.default_error_handler import (
+    DefaultErrorHandler,
+)
+from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
+    PaginationStrategy,
+)
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
+    ErrorResolution,
+    ResponseAction,
+)
+from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_allo.allo_api import AlloApi, describe_error
+
+logger = logging.getLogger("airbyte")
+
+
+def _json_or_none(response: requests.Response) -> Optional[Any]:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+@dataclass
+class AlloErrorHandler(DefaultErrorHandler):
+    """DefaultErrorHandler plus two things the manifest cannot say.
+
+    * A 200 whose body is not JSON (a truncated body, a proxy's HTML error page) is retried instead of
+      failing the sync in the JSON decoder.
+    * Every error message names the endpoint, the HTTP status, Allo's error `code` and `request_id`
+      (what Allo support asks for), whichever envelope (v1 or v2) the endpoint uses.
+    """
+
+    def interpret_response(
+        self, response_or_exception: Optional[Union[requests.Response, Exception]]
+    ) -> ErrorResolution:
+        if isinstance(response_or_exception, requests.Response) and response_or_exception.ok:
+            if _json_or_none(response_or_exception) is None:
+                return ErrorResolution(
+                    response_action=ResponseAction.RETRY,
+                    failure_type=FailureType.transient_error,
+                    error_message=f"Allo returned an unreadable (non-JSON or truncated) body: "
+                    f"{describe_error(response_or_exception)}.",
+                )
+        resolution = super().interpret_response(response_or_exception)
+        if (
+            isinstance(response_or_exception, requests.Response)
+            and resolution.response_action in (ResponseAction.FAIL, ResponseAction.RETRY)
+            and not response_or_exception.ok
+        ):
+            detail = describe_error(response_or_exception)
+            message = resolution.error_message or "Allo request failed."
+            if detail not in message:
+                message = f"{message.rstrip()} [{detail}]"
+            resolution = ErrorResolution(
+                response_action=resolution.response_action,
+                failure_type=resolution.failure_type,
+                error_message=message,
+            )
+        return resolution
+
+
+@dataclass
+class AlloBackoffStrategy(BackoffStrategy):
+    """Waits as Allo asks (`Retry-After` header, else `error.retry_after_seconds` in the body), then
+    exponential backoff with full jitter.
+
+    WaitTimeFromHeader cannot read the body field nor add jitter; and a wait longer than
+    `max_wait_seconds` (a daily quota reset, hours away) fails the stream at once instead of sleeping.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    max_wait_seconds: Union[int, str] = 120
+    base_seconds: float = 1.0
+    cap_seconds: float = 60.0
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.max_wait_seconds = int(self.max_wait_seconds)
+
+    def backoff_time(
+        self,
+        response_or_exception: Optional[Union[requests.Response, requests.RequestException]],
+        attempt_count: int,
+    ) -> Optional[float]:
+        requested = None
+        if isinstance(response_or_exception, requests.Response):
+            requested = _requested_wait(response_or_exception)
+        if requested is not None:
+            if requested > self.max_wait_seconds:
+                raise AirbyteTracedException(
+                    message=f"Allo asked to wait {requested:.0f} s before retrying "
+                    f"({describe_error(response_or_exception)}), longer than the {self.max_wait_seconds} s "
+                    "this connector waits inside a sync. The next sync resumes from the saved state.",
+                    failure_type=FailureType.transient_error,
+                )
+            # A little jitter so that parallel workers do not all come back in the same millisecond.
+            return requested + random.uniform(0.05, 0.25)
+        exponential = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt_count - 1)))
+        return max(0.1, random.uniform(0, exponential))
+
+
+def _requested_wait(response: requests.Response) -> Optional[float]:
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            pass
+    body = _json_or_none(response)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        seconds = body["error"].get("retry_after_seconds")
+        if isinstance(seconds, (int, float)):
+            return max(0.0, float(seconds))
+    return None
+
+
+# --------------------------------------------------------------------------------------------- paging
+
+
+@dataclass
+class AlloPagination(PaginationStrategy):
+    """Page-number pagination that trusts Allo's own page metadata.
+
+    PageIncrement stops only on a short page (one wasted request whenever the total is a multiple of
+    the page size, and each request may count against a daily quota); CursorPagination cannot fall back
+    when metadata is missing. This reads v2 `pagination.has_more/total_pages`, v1
+    `data.metadata(.pagination).total_pages/current_page`, and only without either falls back to the
+    short-page rule. It never requests a page past `total_pages`, so a server that keeps answering
+    cannot make it loop.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    page_size: Union[int, str] = 100
+    start_from_page: int = 1
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._page_size = int(self.page_size)
+
+    @property
+    def initial_token(self) -> Optional[Any]:
+        # Always send the first page number explicitly, so page 1 is never read twice.
+        return self.start_from_page
+
+    def get_page_size(self) -> Optional[int]:
+        return self._page_size
+
+    def next_page_token(
+        self,
+        response: requests.Response,
+        last_page_size: int,
+        last_record: Optional[Record],
+        last_page_token_value: Optional[Any] = None,
+        stream_slice: Optional[StreamSlice] = None,
+    ) -> Optional[Any]:
+        current = self.start_from_page if last_page_token_value is None else int(last_page_token_value)
+        if last_page_size == 0:
+            return None
+        has_more, total_pages = _page_metadata(_json_or_none(response))
+        # Allo's `total_pages` counts from 1 even on the 0-indexed v1 API.
+        last_page_index = None if total_pages is None else total_pages - 1 + self.start_from_page
+        if last_page_index is not None and current >= last_page_index:
+            return None
+        if has_more is not None:
+            return current + 1 if has_more else None
+        if total_pages is not None:
+            return current + 1
+        return current + 1 if last_page_size >= self._page_size else None
+
+
+def _page_metadata(body: Any) -> tuple[Optional[bool], Optional[int]]:
+    """(has_more, total_pages) from a v2 or v1 response body; None where the body does not say."""
+    if not isinstance(body, dict):
+        return None, None
+    pagination = body.get("pagination")
+    if not isinstance(pagination, dict):
+        data = body.get("data")
+        metadata = data.get("metadata") if isinstance(data, dict) else None
+        if isinstance(metadata, dict):
+            pagination = metadata.get("pagination") if isinstance(metadata.get("pagination"), dict) else metadata
+    if not isinstance(pagination, dict):
+        return None, None
+    has_more = pagination.get("has_more")
+    total_pages = pagination.get("total_pages")
+    return (
+        has_more if isinstance(has_more, bool) else None,
+        total_pages if isinstance(total_pages, int) and not isinstance(total_pages, bool) else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------- partitions
+
+
+_NUMBERS_LOCK = threading.Lock()
+_NUMBERS_CACHE: dict[tuple[str, str], List[str]] = {}
+
+
+@dataclass
+class AlloNumberPartitionRouter(PartitionRouter):
+    """One partition per Allo number (`{"allo_number": "+1..."}`, injected as the `allo_number` query
+    parameter).
+
+    The numbers come from the config's `allo_numbers`, else from the account: `GET /v2/api/numbers`
+    (sender IDs, whose `number` is null, skipped), or `GET /v1/api/numbers` when the key lacks
+    PHONE_NUMBERS_READ (that endpoint only needs CONVERSATIONS_READ). A SubstreamPartitionRouter would
+    read the parent once per child stream and could neither prefer the config nor fall back to v1; this
+    lists the numbers once per sync and shares them between `conversations` and `calls`.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        pass
+
+    def allo_numbers(self) -> List[str]:
+        configured = [n for n in (self.config.get("allo_numbers") or []) if n]
+        if configured:
+            return list(dict.fromkeys(configured))
+        key = (str(self.config.get("api_url")), str(self.config.get("api_key")))
+        with _NUMBERS_LOCK:
+            if key not in _NUMBERS_CACHE:
+                _NUMBERS_CACHE[key] = AlloApi.from_config(self.config).list_allo_numbers()
+            return list(_NUMBERS_CACHE[key])
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        for number in self.allo_numbers():
+            yield StreamSlice(partition={"allo_number": number}, cursor_slice={})
+
+    def _inject(self, stream_slice: Optional[StreamSlice]) -> Mapping[str, Any]:
+        if stream_slice and stream_slice.partition.get("allo_number"):
+            return {"allo_number": stream_slice.partition["allo_number"]}
+        return {}
+
+    def get_request_params(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
+        return self._inject(stream_slice)
+
+    def get_request_headers(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_body_data(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_body_json(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
+        return {}
+
+    def set_initial_state(self, stream_state: StreamState) -> None:
+        # The partitions carry no state of their own: the per-number cursors hold it.
+        pass
+
+    def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
+        return None
+
+
+# --------------------------------------------------------------------------------------------- records
+
+
+@dataclass
+class WindowRecordFilter(RecordFilter):
+    """Keeps only records whose `date` falls inside the requested date window, and logs the others.
+
+    Allo silently ignores body fields it does not understand; rows outside the window mean the date
+    filter was not applied. Dropping them keeps every window exact (each row is emitted by the window it
+    belongs to, exactly once) and the log says the server misbehaved. The manifest's `condition` (the
+    optional `allo_numbers` restriction) still applies.
+    """
+
+    def filter_records(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        stream_state: StreamState,
+        stream_slice: Optional[StreamSlice] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        window = _slice_window(stream_slice)
+        dropped = 0
+        for record in super().filter_records(records, stream_state, stream_slice, next_page_token):
+            day = _record_day(record.get("date"))
+            if window and day is not None and not (window[0] <= day <= window[1]):
+                dropped += 1
+                continue
+            yield record
+        if dropped:
+            logger.warning(
+                f"Allo returned {dropped} conversation item(s) outside the requested window "
+                f"{window[0]}..{window[1]}: the server ignored the date filter. They were dropped here and "
+                "are read by the window they belong to."
+            )
+
+
+def _slice_window(stream_slice: Optional[StreamSlice]) -> Optional[tuple[date, date]]:
+    if not stream_slice:
+        return None
+    try:
+        return (
+            date.fromisoformat(str(stream_slice["start_time"])[:10]),
+            date.fromisoformat(str(stream_slice["end_time"])[:10]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _record_day(value: Any) -> Optional[date]:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+@dataclass
+class TeamMetricsExtractor(RecordExtractor):
+    """Turns one `POST /v2/api/analytics/overview` answer into rows: one team row (`data.summary`) and
+    one row per user (`data.breakdown[]`). A DpathExtractor can select only one of the two."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        pass
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
+        body = _json_or_none(response)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            return
+        last_updated = data.get("last_updated")
+        summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
+        yield {
+            "scope": "team",
+            "user_id": "",
+            "user": None,
+            **summary,
+            "last_updated": last_updated,
+        }
+        for entry in data.get("breakdown") or []:
+            if not isinstance(entry, dict):
+                continue
+            user = entry.get("user") if isinstance(entry.get("user"), dict) else {}
+            yield {
+                "scope": "user",
+                "user_id": str(user.get("id") or ""),
+                **entry,
+                "last_updated": last_updated,
+            }

@@ -1,0 +1,142 @@
+"""SourceAllo: the manifest plus what only Python can do (config checks, `check`, scope gating)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterator, List, Mapping, Optional
+
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    Status,
+)
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_allo.allo_api import API_KEYS_PAGE, STREAM_SCOPES, AlloApi, AlloApiError, KeyInfo
+from source_allo.config import ConfigError, normalize_config, sanitize_state
+
+# Absolute, so that a stray manifest.yaml in the working directory is never picked up instead.
+MANIFEST_PATH = str(Path(__file__).with_name("manifest.yaml"))
+
+REQUIRED_SCOPE = "CONVERSATIONS_READ"
+
+
+class SourceAllo(YamlDeclarativeSource):
+    """The concurrent declarative source builds its streams from the config, catalog and state given to
+    the constructor, so `run.py` parses them from argv first. All arguments are optional (`spec`, and
+    the CDK's standard tests, build it with none)."""
+
+    def __init__(
+        self,
+        catalog: Optional[ConfiguredAirbyteCatalog] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        state: Optional[List[AirbyteStateMessage]] = None,
+        config_path: Optional[str] = None,
+        **kwargs: Any,
+    ):
+        config = normalize_config(config)
+        if config:
+            # The entrypoint masks the key as the user typed it; mask the bare key too.
+            update_secrets([config["api_key"]])
+        super().__init__(
+            path_to_yaml=MANIFEST_PATH,
+            catalog=catalog,
+            config=config,
+            state=sanitize_state(state),
+            config_path=None,  # the normalised config above is the one to use, not the file's
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------------------------------ check
+
+    def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        try:
+            config = normalize_config(config) or {}
+            info = AlloApi.from_config(config).me()
+        except (ConfigError, AlloApiError) as error:
+            return AirbyteConnectionStatus(status=Status.FAILED, message=error.message)
+        except Exception as error:  # unreachable host, TLS failure, retries exhausted
+            return AirbyteConnectionStatus(
+                status=Status.FAILED,
+                message=f"Could not reach the Allo API at {config.get('api_url')} ({_short_reason(error)}). "
+                "Check the API URL and that this machine can open HTTPS connections to it, then retry.",
+            )
+        if REQUIRED_SCOPE not in info.effective_scopes:
+            return AirbyteConnectionStatus(
+                status=Status.FAILED,
+                message=f"The Allo API key is valid but lacks the {REQUIRED_SCOPE} scope, which every conversation "
+                f"stream needs. Create a key with {REQUIRED_SCOPE} in Allo under Settings > API ({API_KEYS_PAGE}).",
+            )
+        unreadable = self._unreadable_streams(info, self._selected_stream_names())
+        message = f"Connected to Allo{f' team {info.team_name}' if info.team_name else ''}."
+        if unreadable:
+            message += " The key cannot read these streams, which will be skipped: " + "; ".join(
+                f"{name} (needs {scope})" for name, scope in unreadable
+            ) + f". Grant the scopes in Allo under Settings > API ({API_KEYS_PAGE}) to sync them."
+        logger.info(message)
+        return AirbyteConnectionStatus(status=Status.SUCCEEDED, message=message)
+
+    # ------------------------------------------------------------------------------------------- read
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[List[AirbyteStateMessage]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        info = AlloApi.from_config(self._config).me()
+        # Pace requests from this key's real limits (read by the manifest's api_budget).
+        self._config = {
+            **self._config,
+            "_read_per_second": info.read_per_second,
+            "_write_per_second": info.write_per_second,
+        }
+        readable = []
+        for configured in catalog.streams:
+            name = configured.stream.name
+            if info.can_read(name):
+                readable.append(configured)
+            else:
+                logger.warning(
+                    f"Skipping stream `{name}`: the Allo API key lacks the {STREAM_SCOPES[name]} scope. Grant it in "
+                    f"Allo under Settings > API ({API_KEYS_PAGE}) to sync this stream. The other streams go on."
+                )
+        if not readable:
+            raise AirbyteTracedException(
+                message="The Allo API key cannot read any of the selected streams; see the warnings above for the "
+                "scopes to grant.",
+                failure_type=ConfigError("x").failure_type,
+            )
+        yield from super().read(logger, self._config, ConfiguredAirbyteCatalog(streams=readable), state)
+
+    # ---------------------------------------------------------------------------------------- helpers
+
+    def _selected_stream_names(self) -> List[str]:
+        catalog = getattr(self, "_catalog", None)
+        if catalog and getattr(catalog, "streams", None):
+            return [s.stream.name for s in catalog.streams]
+        return list(STREAM_SCOPES)
+
+    @staticmethod
+    def _unreadable_streams(info: KeyInfo, names: List[str]) -> List[tuple[str, str]]:
+        return [(n, STREAM_SCOPES[n]) for n in names if n in STREAM_SCOPES and not info.can_read(n)]
+
+
+def _short_reason(error: Exception) -> str:
+    text = str(getattr(error, "message", None) or error)
+    for marker, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host name not found"),
+        ("nodename nor servname", "host name not found"),
+        ("timed out", "timed out"),
+        ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+    ):
+        if marker in text:
+            return reason
+    return type(error).__name__
