@@ -303,7 +303,9 @@ class WindowRecordFilter(RecordFilter):
     ) -> Iterable[Mapping[str, Any]]:
         window = _slice_window(stream_slice)
         dropped = 0
-        for record in super().filter_records(records, stream_state, stream_slice, next_page_token):
+        if self.condition:
+            records = super().filter_records(records, stream_state, stream_slice, next_page_token)
+        for record in records:
             day = _record_day(record.get("date"))
             if window and day is not None and not (window[0] <= day <= window[1]):
                 dropped += 1

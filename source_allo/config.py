@@ -46,6 +46,8 @@ def normalize_config(config: Optional[Mapping[str, Any]]) -> Optional[dict]:
             "(https://web.withallo.com/settings/api)."
         )
     key = _KEY_PREFIX.sub("", key.strip()).strip()
+    if key.lower() in ("api-key", "bearer"):
+        key = ""
     if not key or any(c.isspace() for c in key):
         raise ConfigError(
             "The API key (`api_key`) is malformed: it must be one word such as `ak_live_...`, optionally "
