@@ -1,0 +1,1143 @@
+"""Deterministic Allo account data: generation, indexes, mutation and truth.
+
+One ``Dataset(seed, scale)`` is a whole Allo team: users, numbers, address book
+(= CRM people), companies, deals, conversations and their calls/SMS. Everything
+is drawn from ``random.Random(seed)`` so two datasets with the same arguments
+are identical. Only the internal model lives here; the JSON views mirror the
+shapes of Allo's OpenAPI document (July 2026), written by hand.
+
+Indexes are precomputed (items by (date, id), conversations per number by
+last activity) so the server never re-sorts per request; mutations update
+them and bump ``version``, which invalidates the query cache.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import random
+import re
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from datetime import date, datetime, timezone
+from typing import Any, Iterable
+
+from . import vocab
+
+DAY = 86400
+DEFAULT_NOW = "2026-11-20T12:00:00Z"
+
+SCALES: dict[str, dict[str, int]] = {
+    "small": {"numbers": 3, "conversations": 450, "items": 2500, "days": 120, "users": 6, "companies": 40},
+    "large": {"numbers": 4, "conversations": 20000, "items": 100000, "days": 365, "users": 12, "companies": 800},
+}
+
+TRUTH_STREAMS = (
+    "conversations", "conversation_items", "phone_numbers", "users", "tags", "summary_templates",
+    "webhooks", "webhook_event_types", "crm_people", "crm_companies", "crm_deals", "contacts",
+    "calls", "team_metrics_daily",
+)
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+_ALNUM_MIXED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+# Outcome model: v2 collapses both transfer kinds into TRANSFERRED, v1 keeps
+# the richer legacy values (CallApiResponse.result).
+V2_RESULT = {"ANSWERED": "ANSWERED", "VOICEMAIL": "VOICEMAIL", "TRANSFERRED_AI": "TRANSFERRED",
+             "TRANSFERRED_EXTERNAL": "TRANSFERRED"}
+
+
+# ---------------------------------------------------------------- time helpers
+
+def fmt_z(ts: int) -> str:
+    """v2 conversation/item timestamps: ISO 8601 with Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def fmt_local(ts: int | None) -> str | None:
+    """CRM, template and v1 timestamps: zone-less (Allo's examples omit the zone)."""
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+
+
+def parse_instant(value: str) -> float:
+    """Parse ISO 8601 (Z, offset or zone-less = UTC) to epoch seconds; ValueError if invalid."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("empty timestamp")
+    v = value.strip()
+    if v.endswith(("z", "Z")):
+        v = v[:-1] + "+00:00"
+    dt = datetime.fromisoformat(v)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def parse_day(value: Any) -> int:
+    """Parse a YYYY-MM-DD string to the epoch second of that UTC midnight; ValueError if not."""
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError(f"not a YYYY-MM-DD date: {value!r}")
+    d = date.fromisoformat(value)
+    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+
+
+def day_str(ts: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def _rid(rng: random.Random, n: int, alphabet: str = _ALNUM) -> str:
+    return "".join(rng.choices(alphabet, k=n))
+
+
+def _ascii(s: str) -> str:
+    out = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode().lower()
+    return "".join(ch for ch in out if ch.isalnum())
+
+
+# ---------------------------------------------------------------- model
+
+class User:
+    __slots__ = ("id", "name", "email", "role", "status", "image_url")
+
+    def ref(self) -> dict:
+        return {"id": self.id, "name": self.name, "email": self.email}
+
+    def view(self) -> dict:
+        return {"id": self.id, "name": self.name, "email": self.email, "role": self.role,
+                "status": self.status, "image_url": self.image_url}
+
+
+class Company:
+    __slots__ = ("suffix", "name", "website", "industry", "created_ts", "updated_ts", "deals", "persons")
+
+    @property
+    def id(self) -> str:
+        return "com-" + self.suffix
+
+
+class Deal:
+    __slots__ = ("suffix", "name", "status", "amount", "currency", "closed_ts", "company", "created_ts",
+                 "updated_ts")
+
+    @property
+    def id(self) -> str:
+        return "dea-" + self.suffix
+
+
+class Person:
+    """An address-book entry: the same person is a v2 Contact, a CRM person and a v1 contact."""
+
+    __slots__ = ("suffix", "name", "last_name", "numbers", "emails", "job_title", "website", "address",
+                 "company", "created_ts", "updated_ts", "is_archived", "is_whitelisted")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.name} {self.last_name}" if self.last_name else self.name
+
+
+class Item:
+    """One call or SMS. Transcripts are not stored: they are regenerated from (seed, id)."""
+
+    __slots__ = ("id", "kind", "direction", "allo_number", "contact_number", "user", "ts", "duration",
+                 "outcome", "recording_url", "summary", "tags", "content", "status", "message_type",
+                 "extracted_data", "data_collected", "topic", "lang")
+
+    def sort_key(self) -> tuple[int, str]:
+        return (self.ts, self.id)
+
+
+class Conversation:
+    __slots__ = ("allo_number", "contact_number", "items")
+
+    @property
+    def last(self) -> Item:
+        return self.items[-1]
+
+    @property
+    def last_ts(self) -> int:
+        return self.items[-1].ts
+
+    def sort_key(self) -> tuple[int, str]:
+        # last_activity DESC, then contact_number ASC (stable tie-break for paging)
+        return (-self.items[-1].ts, self.contact_number)
+
+
+class AlloNumber:
+    __slots__ = ("number", "name", "country", "type", "capabilities", "users", "lang")
+
+
+# ---------------------------------------------------------------- dataset
+
+class Dataset:
+    """A deterministic Allo team.
+
+    ``Dataset(seed=42, scale="small")``; ``scale`` is "small", "large", an int
+    (number of conversations) or a tuple ``(conversations, items[, days])``.
+    Keyword overrides: ``numbers``, ``conversations``, ``items``, ``days``,
+    ``users``, ``companies``; ``now`` (datetime or ISO string) moves the clock.
+    All public methods are thread-safe (one re-entrant lock).
+    """
+
+    def __init__(self, seed: int = 42, scale: Any = "small", now: Any = None, **overrides: int) -> None:
+        self.seed = seed
+        self.params = self._resolve_scale(scale, overrides)
+        self.scale = scale
+        self.lock = threading.RLock()
+        if now is None:
+            now = DEFAULT_NOW
+        self.now_ts = int(now.timestamp()) if isinstance(now, datetime) else int(parse_instant(now))
+        self.start_ts = (self.now_ts - self.params["days"] * DAY) // DAY * DAY
+        self.version = 0
+        self._rng = random.Random(seed)
+        # Mutations draw from their own stream so they are reproducible
+        # regardless of how much the generator consumed.
+        self._mut_rng = random.Random(f"mutations:{seed}")
+        self._used_numbers: set[str] = set()
+        self._used_ids: set[str] = set()
+        self._query_cache: OrderedDict = OrderedDict()
+        self._generate()
+
+    # ------------------------------------------------------------ parameters
+
+    @staticmethod
+    def _resolve_scale(scale: Any, overrides: dict[str, int]) -> dict[str, int]:
+        if isinstance(scale, str):
+            if scale not in SCALES:
+                raise ValueError(f"unknown scale {scale!r}; use 'small', 'large', an int or a tuple")
+            params = dict(SCALES[scale])
+        elif isinstance(scale, int):
+            params = dict(SCALES["small"], conversations=scale, items=int(scale * 5.5))
+        elif isinstance(scale, (tuple, list)) and 2 <= len(scale) <= 3:
+            params = dict(SCALES["small"], conversations=int(scale[0]), items=int(scale[1]))
+            if len(scale) == 3:
+                params["days"] = int(scale[2])
+        else:
+            raise ValueError(f"bad scale {scale!r}")
+        unknown = set(overrides) - set(SCALES["small"])
+        if unknown:
+            raise TypeError(f"unknown Dataset overrides: {sorted(unknown)}")
+        params.update({k: int(v) for k, v in overrides.items()})
+        params["numbers"] = max(1, min(params["numbers"], len(vocab.ALLO_NUMBERS)))
+        params["users"] = max(2, min(params["users"], len(vocab.USERS)))
+        params["conversations"] = max(params["numbers"], params["conversations"])
+        params["items"] = max(params["conversations"], params["items"])
+        params["days"] = max(2, params["days"])
+        return params
+
+    @property
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.now_ts, timezone.utc)
+
+    @property
+    def start(self) -> datetime:
+        """Midnight UTC of the first day that can hold generated activity."""
+        return datetime.fromtimestamp(self.start_ts, timezone.utc)
+
+    # ------------------------------------------------------------ generation
+
+    def _new_id(self, rng: random.Random, prefix: str, n: int = 16, alphabet: str = _ALNUM) -> str:
+        while True:
+            ident = prefix + _rid(rng, n, alphabet)
+            if ident not in self._used_ids:
+                self._used_ids.add(ident)
+                return ident
+
+    def _new_contact_number(self, rng: random.Random, country: str) -> str:
+        while True:
+            if country == "US":
+                num = "+1" + rng.choice(["415", "628", "212", "646", "312", "917", "206", "512"]) + \
+                      str(rng.randint(2, 9)) + "".join(rng.choices("0123456789", k=6))
+            elif country == "FR":
+                num = "+33" + rng.choice("67") + "".join(rng.choices("0123456789", k=8))
+            elif country == "GB":
+                num = "+447" + "".join(rng.choices("0123456789", k=9))
+            elif country == "DE":
+                num = "+49151" + "".join(rng.choices("0123456789", k=8))
+            elif country == "ES":
+                num = "+346" + "".join(rng.choices("0123456789", k=8))
+            elif country == "CN":
+                num = "+86138" + "".join(rng.choices("0123456789", k=8))
+            else:
+                num = "+8190" + "".join(rng.choices("0123456789", k=8))
+            if num not in self._used_numbers:
+                self._used_numbers.add(num)
+                return num
+
+    def _generate(self) -> None:
+        rng = self._rng
+        p = self.params
+        self.team = {"id": "team-" + _rid(rng, 6), "name": "Acme Sales"}
+
+        # users
+        self.users: list[User] = []
+        for name, local, role, status in vocab.USERS[: p["users"]]:
+            u = User()
+            u.id = self._new_id(rng, "usr-", 6)
+            u.name, u.role, u.status = name, role, status
+            u.email = f"{local}@acme-sales.com"
+            u.image_url = f"https://storage.withallo.com/avatars/{u.id}.jpg" if rng.random() < 0.6 else None
+            self.users.append(u)
+        self.users_by_id = {u.id: u for u in self.users}
+
+        # numbers: users of number i are users j with j % n == i; the admin also
+        # covers the second line so one user appears on several numbers.
+        self.numbers: list[AlloNumber] = []
+        n = p["numbers"]
+        for i, (num, label, country, caps, lang) in enumerate(vocab.ALLO_NUMBERS[:n]):
+            a = AlloNumber()
+            a.number, a.name, a.country, a.type, a.capabilities, a.lang = num, label, country, "NUMBER", caps, lang
+            a.users = [u for j, u in enumerate(self.users) if j % n == i]
+            if i == 1 and self.users[0] not in a.users:
+                a.users.insert(0, self.users[0])
+            self.numbers.append(a)
+            self._used_numbers.add(num)
+        self.numbers_by_number = {a.number: a for a in self.numbers}
+        # A sender ID (no number): listed first, as seen on live accounts.
+        self.sender_id = {"number": None, "name": "Acme Corp", "country": "FR", "type": "SENDER_ID",
+                          "capabilities": ["SMS"], "users": []}
+
+        self.tags = [{"id": self._new_id(rng, "tag-", 6), "name": name, "color": color}
+                     for name, color in vocab.TAGS[: 10 if p["items"] < 50000 else 12]]
+        self.summary_templates = self._gen_templates(rng)
+        self.webhooks = self._gen_webhooks(rng)
+        self.webhook_event_types = [{"name": k, "description": d} for k, d in vocab.WEBHOOK_EVENT_TYPES]
+
+        self._gen_companies(rng)
+        self._gen_conversations(rng)
+        self._build_indexes()
+
+    def _gen_templates(self, rng: random.Random) -> list[dict]:
+        base = self.start_ts - 30 * DAY
+        return [
+            {"id": self._new_id(rng, "tst-", 6), "name": "Sales call", "call_context": "B2B SaaS sales calls",
+             "icon": "📞",
+             "sections": [{"title": "Pain points", "instructions": "List the prospect's pain points", "order": 0},
+                          {"title": "Next steps", "instructions": "What was agreed", "order": 1}],
+             "created_at": fmt_local(base), "updated_at": fmt_local(base + 12 * DAY + 3600)},
+            {"id": self._new_id(rng, "tst-", 6), "name": "Support — résumé", "call_context": None, "icon": None,
+             "sections": [{"title": "Problème", "instructions": "Décrire le problème du client", "order": 0},
+                          {"title": "Résolution", "instructions": "Ce qui a été fait", "order": 1},
+                          {"title": "Suivi", "instructions": "Actions à prévoir", "order": 2}],
+             "created_at": fmt_local(base + 2 * DAY), "updated_at": fmt_local(base + 2 * DAY)},
+        ]
+
+    def _gen_webhooks(self, rng: random.Random) -> list[dict]:
+        return [
+            {"id": self._new_id(rng, "ep_", 20, _ALNUM_MIXED), "url": "https://example.com/webhooks/allo",
+             "topics": ["call.completed", "sms.received"], "description": "Production event stream",
+             "enabled": True,
+             # The list endpoint is documented to omit it, but a live account
+             # may return it: the connector must never emit it.
+             "signing_secret": "whsec_" + _rid(rng, 32, _ALNUM_MIXED),
+             "created_at": fmt_z(self.start_ts - 20 * DAY + 51300)},
+            {"id": self._new_id(rng, "ep_", 20, _ALNUM_MIXED), "url": "https://hooks.zapier.com/hooks/catch/123/abc/",
+             "topics": ["call.received", "contact.created", "summary.updated"], "description": None,
+             "enabled": False, "created_at": fmt_z(self.start_ts + 5 * DAY + 7200)},
+        ]
+
+    def _gen_companies(self, rng: random.Random) -> None:
+        self.companies: list[Company] = []
+        self.deals: list[Deal] = []
+        names: set[str] = set()
+        for _ in range(self.params["companies"]):
+            while True:
+                stem = rng.choice(vocab.COMPANY_STEMS)
+                suffix = rng.choice(vocab.COMPANY_SUFFIXES)
+                name = stem if suffix and suffix in stem else f"{stem} {suffix}".strip()
+                if name in names:
+                    name = f"{name} {rng.randint(2, 999)}"
+                if name not in names:
+                    names.add(name)
+                    break
+            c = Company()
+            c.suffix = _rid(rng, 6)
+            self._used_ids.add(c.id)
+            c.name = name
+            c.website = f"https://{_ascii(stem) or 'company'}{rng.randint(1, 99)}.example.com" \
+                if rng.random() < 0.7 else None
+            c.industry = rng.choice(vocab.INDUSTRIES)
+            c.created_ts = self.start_ts - rng.randint(10, 400) * DAY + rng.randint(0, DAY - 1)
+            c.updated_ts = self._cap(rng, c.created_ts + rng.randint(0, 200) * DAY)
+            c.deals, c.persons = [], []
+            self.companies.append(c)
+            for _ in range(rng.choices([0, 1, 2, 3], [40, 30, 20, 10])[0]):
+                self.deals.append(self._new_deal(rng, c))
+        # A few deals come from a CRM sync without a company.
+        for _ in range(max(1, len(self.companies) // 20)):
+            self.deals.append(self._new_deal(rng, None))
+
+    def _cap(self, rng: random.Random, ts: int) -> int:
+        """Keep a generated timestamp in the past without piling many on the same second."""
+        limit = self.now_ts - 3600
+        return ts if ts <= limit else limit - rng.randint(0, 5 * DAY)
+
+    def _new_deal(self, rng: random.Random, company: Company | None) -> Deal:
+        d = Deal()
+        d.suffix = _rid(rng, 6)
+        self._used_ids.add(d.id)
+        d.name = rng.choice(vocab.DEAL_NAMES)
+        d.status = rng.choices([s for s, _ in vocab.DEAL_STATUSES], [w for _, w in vocab.DEAL_STATUSES])[0]
+        d.amount = rng.choice([None, round(rng.uniform(500, 90000), 2), rng.randint(1, 120) * 1000])
+        d.currency = rng.choice(vocab.CURRENCIES) if d.amount is not None else None
+        base = company.created_ts if company else self.start_ts - 100 * DAY
+        d.created_ts = base + rng.randint(1, 300) * DAY // 2
+        d.created_ts = min(d.created_ts, self.now_ts - 5 * DAY)
+        d.closed_ts = None
+        if d.status in vocab.CLOSED_DEAL_STATUSES:
+            d.closed_ts = min(d.created_ts + rng.randint(5, 90) * DAY, self.now_ts - DAY)
+        d.updated_ts = self._cap(rng, max(d.closed_ts or d.created_ts, d.created_ts + rng.randint(0, 30) * DAY))
+        d.company = company
+        if company is not None:
+            company.deals.append(d)
+        return d
+
+    def _new_person(self, rng: random.Random, numbers: list[str], created_ts: int) -> Person:
+        pr = Person()
+        pr.suffix = _rid(rng, 12)
+        while "per-" + pr.suffix in self._used_ids:
+            pr.suffix = _rid(rng, 12)
+        self._used_ids.add("per-" + pr.suffix)
+        pr.name = rng.choice(vocab.FIRST_NAMES)
+        pr.last_name = rng.choice(vocab.LAST_NAMES) if rng.random() < 0.9 else None
+        pr.numbers = list(numbers)
+        local = _ascii(pr.name) + ("." + _ascii(pr.last_name) if pr.last_name and _ascii(pr.last_name) else "")
+        if not local or local.startswith("."):
+            local = "contact" + pr.suffix[:4]
+        pr.company = rng.choice(self.companies) if self.companies and rng.random() < 0.7 else None
+        domain = (_ascii(pr.company.name)[:12] or "corp") + ".example.com" if pr.company else "example.com"
+        pr.emails = [f"{local}@{domain}"] if rng.random() < 0.8 else []
+        if pr.emails and rng.random() < 0.2:
+            pr.emails.append(f"{local}{rng.randint(1, 99)}@gmail.example")
+        pr.job_title = rng.choice(vocab.JOB_TITLES)
+        pr.website = pr.company.website if pr.company else None
+        pr.address = rng.choice([None, None, "12 rue de la Paix, 75002 Paris", "1 Market St, San Francisco, CA",
+                                 "221B Baker Street, London", "Friedrichstraße 43, 10117 Berlin"])
+        pr.created_ts = created_ts
+        pr.updated_ts = created_ts
+        pr.is_archived = rng.random() < 0.05
+        pr.is_whitelisted = rng.random() < 0.2
+        if pr.company is not None:
+            pr.company.persons.append(pr)
+        return pr
+
+    def _gen_conversations(self, rng: random.Random) -> None:
+        p = self.params
+        n_numbers = len(self.numbers)
+        total_convs = p["conversations"]
+        # Per-number conversation counts, as even as possible.
+        counts = [total_convs // n_numbers + (1 if i < total_convs % n_numbers else 0) for i in range(n_numbers)]
+
+        countries = ["US", "FR", "GB", "DE", "ES", "CN", "JP"]
+        conv_keys: list[tuple[str, str]] = []
+        seen_by_number: dict[str, set[str]] = {a.number: set() for a in self.numbers}
+        all_contacts: list[str] = []
+        for a, count in zip(self.numbers, counts):
+            for _ in range(count):
+                # ~8% of conversations reuse a contact already talking to
+                # another line: same contact_number under two allo_numbers.
+                reuse = [c for c in all_contacts[-50:] if c not in seen_by_number[a.number]]
+                if reuse and rng.random() < 0.08:
+                    contact = rng.choice(reuse)
+                else:
+                    country = a.country if rng.random() < 0.85 else rng.choice(countries)
+                    contact = self._new_contact_number(rng, country)
+                    all_contacts.append(contact)
+                seen_by_number[a.number].add(contact)
+                conv_keys.append((a.number, contact))
+
+        # Address book: ~72% of contact numbers belong to a known person;
+        # a few persons have two numbers, a few numbers two persons (shared line).
+        self.persons: list[Person] = []
+        self.book: dict[str, list[Person]] = {}
+        unknown_pool: list[str] = []
+        for contact in all_contacts:
+            if contact in self.book:
+                continue
+            if rng.random() < 0.72:
+                pr = self._new_person(rng, [contact], 0)
+                self.persons.append(pr)
+                self.book.setdefault(contact, []).append(pr)
+                if rng.random() < 0.02:
+                    pr2 = self._new_person(rng, [contact], 0)
+                    self.persons.append(pr2)
+                    self.book[contact].append(pr2)
+            else:
+                unknown_pool.append(contact)
+        for pr in list(self.persons):
+            if unknown_pool and rng.random() < 0.05:
+                second = unknown_pool.pop(rng.randrange(len(unknown_pool)))
+                pr.numbers.append(second)
+                self.book.setdefault(second, []).append(pr)
+        # Address-book entries that never called or texted.
+        for _ in range(max(2, len(self.persons) // 10)):
+            num = self._new_contact_number(rng, rng.choice(countries[:3]))
+            pr = self._new_person(rng, [num], 0)
+            self.persons.append(pr)
+            self.book.setdefault(num, []).append(pr)
+
+        # Items per conversation: at least one each, the rest skewed so some
+        # conversations are long threads and most are short.
+        n_conv = len(conv_keys)
+        extra = p["items"] - n_conv
+        weights = [rng.random() ** 4 + 0.02 for _ in range(n_conv)]
+        per_conv = [1] * n_conv
+        if extra > 0:
+            for idx in rng.choices(range(n_conv), weights, k=extra):
+                per_conv[idx] += 1
+
+        window = self.now_ts - 60 - self.start_ts
+        self.convs: dict[tuple[str, str], Conversation] = {}
+        self.items_by_id: dict[str, Item] = {}
+        for (allo, contact), k in zip(conv_keys, per_conv):
+            a = self.numbers_by_number[allo]
+            # Recent activity is more common than old activity.
+            end = self.now_ts - 60 - int(window * rng.random() ** 1.3)
+            span = int(rng.expovariate(1 / (10 * DAY)))
+            begin = max(self.start_ts, end - span)
+            times = sorted(rng.randint(begin, end) for _ in range(k - 1)) + [end]
+            conv = Conversation()
+            conv.allo_number, conv.contact_number, conv.items = allo, contact, []
+            prev = None
+            for ts in times:
+                item = self._new_item(rng, a, contact, ts, generated=True)
+                # Same-second SMS bursts: items tie on date inside a conversation.
+                if prev is not None and item.kind == "SMS" and prev.kind == "SMS" and rng.random() < 0.05:
+                    item.ts = prev.ts
+                conv.items.append(item)
+                prev = item
+            self.convs[(allo, contact)] = conv
+
+        self._inject_edge_cases(rng)
+        for conv in self.convs.values():
+            conv.items.sort(key=Item.sort_key)
+            for it in conv.items:
+                self.items_by_id[it.id] = it
+
+        # Persons are created before their first activity.
+        first_seen: dict[str, int] = {}
+        for conv in self.convs.values():
+            t = conv.items[0].ts
+            if t < first_seen.get(conv.contact_number, 1 << 62):
+                first_seen[conv.contact_number] = t
+        for pr in self.persons:
+            first = min((first_seen.get(nm, self.now_ts - DAY) for nm in pr.numbers))
+            pr.created_ts = first - rng.randint(1, 60 * DAY)
+            pr.updated_ts = max(pr.created_ts, self._cap(rng, pr.created_ts + rng.randint(0, 90 * DAY)))
+
+    def _inject_edge_cases(self, rng: random.Random) -> None:
+        """Ties and day boundaries that incremental logic must survive."""
+        by_number: dict[str, list[Conversation]] = {}
+        for conv in self.convs.values():
+            by_number.setdefault(conv.allo_number, []).append(conv)
+        for convs in by_number.values():
+            # Two pairs of conversations sharing the exact same last_activity.
+            if len(convs) >= 4:
+                picks = rng.sample(convs, 4)
+                for c1, c2 in (picks[:2], picks[2:]):
+                    t = max(c1.items[-1].ts, c2.items[-1].ts)
+                    c1.items[-1].ts = c2.items[-1].ts = t
+        # Items exactly on UTC day boundaries (00:00:00 and 23:59:59).
+        items = [it for conv in self.convs.values() for it in conv.items]
+        for it in rng.sample(items, min(len(items), 8)):
+            midnight = it.ts // DAY * DAY
+            it.ts = midnight if rng.random() < 0.5 else midnight - 1
+            it.ts = max(it.ts, self.start_ts)
+
+    def _pick_user(self, rng: random.Random, a: AlloNumber, ts: int) -> User:
+        # Blocked users left the team: they only appear on old activity.
+        users = a.users
+        if ts > self.now_ts - 30 * DAY:
+            users = [u for u in users if u.status == "ACTIVE"] or users
+        return rng.choice(users)
+
+    def _new_item(self, rng: random.Random, a: AlloNumber, contact: str, ts: int, *, generated: bool) -> Item:
+        it = Item()
+        sms_ok = "SMS" in a.capabilities
+        it.kind = "SMS" if sms_ok and rng.random() < (0.45 if a.lang == "fr" else 0.4) else "CALL"
+        it.id = self._new_id(rng, "cll-" if it.kind == "CALL" else "msg-")
+        it.direction = "INBOUND" if rng.random() < 0.55 else "OUTBOUND"
+        it.allo_number, it.contact_number, it.ts = a.number, contact, ts
+        it.user = self._pick_user(rng, a, ts)
+        it.lang = a.lang
+        it.topic = rng.randrange(len(vocab.CALL_TOPICS_FR if a.lang == "fr" else vocab.CALL_TOPICS))
+        it.extracted_data = it.data_collected = None
+        if it.kind == "CALL":
+            if it.direction == "INBOUND":
+                it.outcome = rng.choices(["ANSWERED", "VOICEMAIL", "TRANSFERRED_AI", "TRANSFERRED_EXTERNAL"],
+                                         [65, 15, 12, 8])[0]
+            else:
+                it.outcome = rng.choices(["ANSWERED", "VOICEMAIL"], [70, 30])[0]
+            if it.outcome == "ANSWERED":
+                it.duration = max(5, min(3600, int(rng.lognormvariate(5.0, 0.9))))
+                if rng.random() < 0.02:
+                    it.duration = 60  # boundary of calls_over_1_min
+            elif it.outcome == "VOICEMAIL":
+                it.duration = rng.randint(8, 90)
+            elif it.outcome == "TRANSFERRED_AI":
+                it.duration = rng.randint(30, 400)
+            else:
+                it.duration = rng.randint(20, 900)
+            has_rec = (it.outcome != "VOICEMAIL" and rng.random() < 0.9) or \
+                      (it.outcome == "VOICEMAIL" and it.direction == "INBOUND")
+            it.recording_url = f"https://storage.withallo.com/recordings/{it.id}.mp3" if has_rec else None
+            tag_names = [t["name"] for t in self.tags]
+            it.tags = rng.sample(tag_names, rng.choices([0, 1, 2], [35, 45, 20])[0])
+            it.content = it.status = it.message_type = None
+            # AI summary: pending for many fresh calls, and for a few old ones.
+            age = self.now_ts - ts
+            pending = (not generated) or rng.random() < (0.6 if age < 2 * DAY else 0.08)
+            it.summary = None if pending else self.summary_text(it)
+            if it.direction == "INBOUND" and it.outcome != "VOICEMAIL" and rng.random() < 0.15:
+                # Undocumented live fields; unextracted values come back as "null".
+                persons = self.book.get(contact) or []
+                pr = persons[0] if persons else None
+                it.extracted_data = {"contact": {
+                    "name": pr.full_name if pr else "null",
+                    "emails": list(pr.emails) if pr else [],
+                    "address": "null",
+                    "company": pr.company.name if pr and pr.company else "null",
+                    "website": "null",
+                    "job_title": (pr.job_title if pr and pr.job_title else "null"),
+                }}
+                it.data_collected = {} if rng.random() < 0.6 else {"budget": str(rng.randint(1, 50) * 1000),
+                                                                   "timeline": rng.choice(["Q1", "Q2", "ASAP"])}
+        else:
+            it.outcome = it.duration = it.recording_url = it.summary = it.tags = None
+            it.content = rng.choice(vocab.SMS_TEXTS)
+            if it.direction == "OUTBOUND":
+                it.status = rng.choices(["DELIVERED", "SENT", "FAILED", "PENDING"], [80, 12, 5, 3])[0]
+            else:
+                it.status = "DELIVERED"
+            it.message_type = rng.choices(["SMS", "MMS", "WHATSAPP"], [90, 7, 3])[0]
+        return it
+
+    # ------------------------------------------------------------ text
+
+    def _topic(self, it: Item) -> str:
+        topics = vocab.CALL_TOPICS_FR if it.lang == "fr" else vocab.CALL_TOPICS
+        return topics[it.topic % len(topics)]
+
+    def summary_text(self, it: Item) -> str:
+        """Deterministic markdown AI summary of a call."""
+        persons = self.book.get(it.contact_number) or []
+        who = persons[0].full_name if persons else None
+        topic = self._topic(it)
+        step = vocab.NEXT_STEPS[(it.topic + len(it.id)) % len(vocab.NEXT_STEPS)]
+        if it.lang == "fr":
+            head = f"{who or 'Un appelant inconnu'} a appelé au sujet de {topic}." if it.direction == "INBOUND" \
+                else f"Appel sortant vers {who or 'un prospect'} au sujet de {topic}."
+            if it.outcome == "VOICEMAIL":
+                head = f"Message vocal concernant {topic}."
+            return f"{head}\n\n- Prochaine étape : {step}"
+        if it.outcome == "VOICEMAIL":
+            head = f"Voicemail {'from' if it.direction == 'INBOUND' else 'left for'} {who or 'an unknown caller'} about {topic}."
+        elif it.direction == "INBOUND":
+            head = f"{who or 'An unknown caller'} called about {topic}."
+        else:
+            head = f"Outbound call to {who or 'a prospect'} about {topic}."
+        return f"{head}\n\n- **Next step:** {step}"
+
+    def transcript_rows(self, it: Item) -> list[tuple[str, float, float, str]]:
+        """(source, start_s, end_s, text) rows, regenerated from (seed, id); [] for SMS."""
+        if it.kind != "CALL":
+            return []
+        r = random.Random(f"transcript:{self.seed}:{it.id}")
+        topic = self._topic(it)
+        persons = self.book.get(it.contact_number) or []
+        name = persons[0].full_name if persons else "Sam"
+        dur = float(it.duration or 10)
+        if it.outcome == "VOICEMAIL":
+            line = vocab.VOICEMAIL_LINES[1 if it.lang == "fr" else 0]
+            if it.direction == "INBOUND":
+                return [("EXTERNAL", 1.0, round(dur - 0.5, 2), line.format(name=name, topic=topic))]
+            return [("USER", 1.0, round(dur - 0.5, 2), line.format(name=it.user.name, topic=topic))]
+        fr = it.lang == "fr"
+        user_lines = vocab.TRANSCRIPT_FR_USER_LINES if fr else vocab.TRANSCRIPT_USER_LINES
+        ext_lines = vocab.TRANSCRIPT_FR_EXTERNAL_LINES if fr else vocab.TRANSCRIPT_EXTERNAL_LINES
+        n = max(2, min(12, int(dur // 20)))
+        sources: list[str] = []
+        if it.outcome == "TRANSFERRED_AI":
+            sources = ["AGENT", "EXTERNAL", "AGENT"]
+        while len(sources) < n:
+            sources.append("USER" if (len(sources) % 2 == 0) == (it.direction == "INBOUND") else "EXTERNAL")
+        slot = dur / len(sources)
+        rows = []
+        for i, src in enumerate(sources):
+            if src == "AGENT":
+                text = vocab.AGENT_LINES[min(i // 2, len(vocab.AGENT_LINES) - 1)]
+            elif src == "USER":
+                if i <= 1 and it.direction == "OUTBOUND":
+                    text = (f"Bonjour, c'est {it.user.name}, je vous appelle au sujet de {topic}." if fr
+                            else f"Hi, this is {it.user.name} from Acme, calling about {topic}.")
+                else:
+                    text = r.choice(user_lines)
+            elif i == 0 and it.direction == "OUTBOUND":
+                text = "Allô ?" if fr else "Hello?"
+            else:
+                text = (ext_lines[0] if i <= 1 else r.choice(ext_lines[1:])).format(topic=topic)
+            start = round(i * slot + r.uniform(0, slot * 0.2), 2)
+            end = round(min(dur, start + max(0.5, slot * r.uniform(0.5, 0.95))), 2)
+            rows.append((src, start, end, text))
+        return rows
+
+    # ------------------------------------------------------------ indexes
+
+    def _build_indexes(self) -> None:
+        self._order: list[Item] = sorted(self.items_by_id.values(), key=Item.sort_key)
+        self._order_ts = [it.ts for it in self._order]
+        self._conv_order: dict[str, list[Conversation]] = {}
+        self._conv_keys: dict[str, list[int]] = {}
+        for a in self.numbers:
+            self._rebuild_conv_order(a.number)
+        self._contact_stats: dict[str, list[int]] = {}
+        for it in self._order:
+            st = self._contact_stats.setdefault(it.contact_number, [0, 0])
+            st[0] += 1
+            st[1] = max(st[1], it.ts)
+        self._invalidate()
+
+    def _rebuild_conv_order(self, allo: str) -> None:
+        convs = sorted((c for c in self.convs.values() if c.allo_number == allo), key=Conversation.sort_key)
+        self._conv_order[allo] = convs
+        self._conv_keys[allo] = [-c.last_ts for c in convs]
+
+    def _invalidate(self) -> None:
+        self.version += 1
+        self._query_cache.clear()
+
+    def _cached(self, key: tuple, build) -> Any:
+        hit = self._query_cache.get(key)
+        if hit is not None:
+            self._query_cache.move_to_end(key)
+            return hit
+        value = build()
+        self._query_cache[key] = value
+        if len(self._query_cache) > 256:
+            self._query_cache.popitem(last=False)
+        return value
+
+    # ------------------------------------------------------------ views (v2)
+
+    def contacts_for(self, number: str) -> list[dict]:
+        """v2 Contact list for a phone number ([] for an unknown caller)."""
+        out = []
+        for pr in self.book.get(number, ()):
+            c = pr.company
+            out.append({
+                "id": "cnt-" + pr.suffix,
+                "name": pr.full_name,
+                "company": {"id": c.id, "name": c.name} if c else None,
+                "deals": [{"id": d.id, "name": d.name, "status": d.status} for d in c.deals] if c else [],
+            })
+        return out
+
+    def item_view(self, it: Item, transcript: bool = False) -> dict:
+        """ConversationItem. ``transcript`` is null unless requested (and always null for SMS)."""
+        tr = None
+        if transcript and it.kind == "CALL":
+            # v2 TranscriptEntry knows USER/EXTERNAL only: the AI agent speaks for the team.
+            tr = [{"source": "USER" if s == "AGENT" else s, "time": fmt_z(it.ts + int(st)), "text": t}
+                  for s, st, _en, t in self.transcript_rows(it)]
+        d = {
+            "id": it.id, "type": it.kind, "direction": it.direction,
+            "allo_number": it.allo_number, "contact_number": it.contact_number,
+            "contacts": self.contacts_for(it.contact_number),
+            "user": it.user.ref(),
+            "date": fmt_z(it.ts),
+            "duration": it.duration,
+            "result": V2_RESULT.get(it.outcome) if it.outcome else None,
+            "recording_url": it.recording_url,
+            "summary": it.summary,
+            "tags": list(it.tags) if it.tags is not None else None,
+            "transcript": tr,
+            "content": it.content, "status": it.status, "message_type": it.message_type,
+        }
+        if it.extracted_data is not None:
+            d["extracted_data"] = it.extracted_data
+            d["data_collected"] = it.data_collected
+        return d
+
+    def conversation_view(self, conv: Conversation, transcript: bool = False) -> dict:
+        return {"contact_number": conv.contact_number, "contacts": self.contacts_for(conv.contact_number),
+                "last_activity": fmt_z(conv.last_ts), "last_item": self.item_view(conv.last, transcript)}
+
+    def phone_numbers_view(self) -> list[dict]:
+        out = [dict(self.sender_id)]
+        for a in self.numbers:
+            out.append({"number": a.number, "name": a.name, "country": a.country, "type": a.type,
+                        "capabilities": list(a.capabilities), "users": [u.ref() for u in a.users]})
+        return out
+
+    def v1_numbers_view(self) -> list[dict]:
+        return [{"number": a.number, "name": a.name, "country": a.country, "is_shared_number": len(a.users) > 1}
+                for a in self.numbers]
+
+    def users_view(self, status: str = "ACTIVE", role: str | None = None) -> list[dict]:
+        return [u.view() for u in self.users if u.status == status and (role is None or u.role == role)]
+
+    # ------------------------------------------------------------ views (CRM, v1)
+
+    def _person_stats(self, pr: Person) -> tuple[int, int | None]:
+        count, last = 0, None
+        for nm in pr.numbers:
+            st = self._contact_stats.get(nm)
+            if st and st[0]:
+                count += st[0]
+                last = st[1] if last is None else max(last, st[1])
+        return count, last
+
+    def crm_person_view(self, pr: Person) -> dict:
+        count, last = self._person_stats(pr)
+        c = pr.company
+        return {"id": "per-" + pr.suffix, "name": pr.name, "last_name": pr.last_name, "job_title": pr.job_title,
+                "website": pr.website, "address": pr.address, "numbers": list(pr.numbers),
+                "emails": list(pr.emails), "company": {"id": c.id, "name": c.name} if c else None,
+                "interactions": count, "last_activity_at": fmt_local(last),
+                "created_at": fmt_local(pr.created_ts), "updated_at": fmt_local(pr.updated_ts)}
+
+    def _company_stats(self, c: Company) -> tuple[int, int | None]:
+        count, last = 0, None
+        for pr in c.persons:
+            n, t = self._person_stats(pr)
+            count += n
+            if t is not None:
+                last = t if last is None else max(last, t)
+        return count, last
+
+    def crm_company_view(self, c: Company) -> dict:
+        count, last = self._company_stats(c)
+        return {"id": c.id, "name": c.name, "website": c.website, "industry": c.industry,
+                "person_count": len(c.persons), "interactions": count, "last_activity_at": fmt_local(last),
+                "created_at": fmt_local(c.created_ts), "updated_at": fmt_local(c.updated_ts)}
+
+    def crm_deal_view(self, d: Deal) -> dict:
+        c = d.company
+        return {"id": d.id, "name": d.name, "status": d.status, "amount": d.amount, "currency": d.currency,
+                "closed_at": fmt_local(d.closed_ts), "company": {"id": c.id, "name": c.name} if c else None,
+                "created_at": fmt_local(d.created_ts), "updated_at": fmt_local(d.updated_ts)}
+
+    def v1_contact_view(self, pr: Person) -> dict:
+        _count, last = self._person_stats(pr)
+        engagement = None
+        if last is not None:
+            age = self.now_ts - last
+            engagement = "ENGAGED" if age < 14 * DAY else "COOLING" if age < 60 * DAY else "COLD"
+        c = pr.company
+        return {"id": "cnt_" + pr.suffix, "name": pr.name, "last_name": pr.last_name,
+                "company": {"name": c.name, "id": "com_" + c.suffix} if c else None,
+                "job_title": pr.job_title, "website": pr.website,
+                "status": "archived" if pr.is_archived else "active", "is_archived": pr.is_archived,
+                "created_at": fmt_local(pr.created_ts), "updated_at": fmt_local(pr.updated_ts),
+                "numbers": list(pr.numbers), "is_whitelisted": pr.is_whitelisted,
+                "last_activity_date": fmt_local(last), "engagement": engagement}
+
+    def v1_call_view(self, it: Item) -> dict:
+        """Legacy CallApiResponse derived from the same CALL item."""
+        inbound = it.direction == "INBOUND"
+        return {
+            "id": "call_" + it.id[4:],
+            "from_number": it.contact_number if inbound else it.allo_number,
+            "to_number": it.allo_number if inbound else it.contact_number,
+            "length_in_minutes": round((it.duration or 0) / 60, 2),
+            "type": it.direction,
+            "result": it.outcome,
+            "summary": it.summary,
+            "tag": it.tags[0] if it.tags else None,
+            "recording_url": it.recording_url,
+            "start_date": fmt_local(it.ts),
+            "transcript": [{"source": s, "text": t, "time": fmt_local(it.ts + int(st)),
+                            "start_seconds": st, "end_seconds": en}
+                           for s, st, en, t in self.transcript_rows(it)],
+        }
+
+    # ------------------------------------------------------------ queries
+
+    def conversations(self, allo_number: str, since: float | None = None, unread: bool | None = None) -> list:
+        """Conversations of one number, last_activity DESC, optionally strictly after ``since``."""
+        with self.lock:
+            convs = self._conv_order.get(allo_number, [])
+            if since is not None:
+                # keys are -last_ts ascending: last_ts > since  <=>  key < -since
+                convs = convs[: bisect.bisect_left(self._conv_keys[allo_number], -since)]
+            if unread is not None:
+                convs = [c for c in convs if self.is_unread(c) == unread]
+            return convs
+
+    def is_unread(self, conv: Conversation) -> bool:
+        """Derived flag: the last item is inbound and less than three days old."""
+        return conv.last.direction == "INBOUND" and self.now_ts - conv.last_ts < 3 * DAY
+
+    def search_items(self, *, allo_number=None, contact_number=None, kind=None, direction=None, user_id=None,
+                     result=None, tags=None, day_from=None, day_to=None, sort="DATE_DESC", search=None) -> list[Item]:
+        """Items matching the filters, in the requested order (cached per dataset version)."""
+        key = ("items", self.version, allo_number, contact_number, kind, direction, user_id, result,
+               tuple(tags) if tags else None, day_from, day_to, sort, search)
+        with self.lock:
+            return self._cached(key, lambda: self._search_items(
+                allo_number, contact_number, kind, direction, user_id, result, tags, day_from, day_to, sort,
+                search))
+
+    def _search_items(self, allo_number, contact_number, kind, direction, user_id, result, tags, day_from,
+                      day_to, sort, search) -> list[Item]:
+        lo, hi = 0, len(self._order)
+        if day_from is not None:
+            lo = bisect.bisect_left(self._order_ts, day_from)
+        if day_to is not None:
+            hi = bisect.bisect_left(self._order_ts, day_to + DAY)  # inclusive end of day
+        if allo_number is not None and contact_number is not None and day_from is None and day_to is None:
+            conv = self.convs.get((allo_number, contact_number))
+            cands: Iterable[Item] = conv.items if conv else []
+        else:
+            cands = self._order[lo:hi]
+        tagset = set(tags) if tags else None
+        out = [it for it in cands
+               if (allo_number is None or it.allo_number == allo_number)
+               and (contact_number is None or it.contact_number == contact_number)
+               and (kind is None or it.kind == kind)
+               and (direction is None or it.direction == direction)
+               and (user_id is None or it.user.id == user_id)
+               and (result is None or (it.outcome and V2_RESULT[it.outcome] == result))
+               and (tagset is None or (it.tags and tagset.intersection(it.tags)))]
+        if search:
+            terms = search
+            scored = []
+            for it in out:
+                words = self._words(it)
+                hits = [sum(1 for w in words if w.startswith(t)) for t in terms]
+                if all(hits):
+                    scored.append((sum(hits), it))
+            if sort == "RELEVANCE":
+                scored.sort(key=lambda x: (-x[0], -x[1].ts, x[1].id))
+                return [it for _s, it in scored]
+            out = [it for _s, it in scored]
+        if sort == "DATE_ASC":
+            return out
+        out.reverse()
+        return out
+
+    def _words(self, it: Item) -> list[str]:
+        parts = [it.summary or "", it.content or ""] + [t for *_x, t in self.transcript_rows(it)]
+        return re.findall(r"\w+", " ".join(parts).lower())
+
+    def calls_v1(self, allo_number: str, contact_number: str | None = None) -> list[Item]:
+        """CALL items of one number, newest first (as live clients observe for v1)."""
+        return self.search_items(allo_number=allo_number, contact_number=contact_number, kind="CALL")
+
+    def crm_sorted(self, entity: str, sort: str) -> list:
+        """CRM records in the requested order; ties broken by id so paging is stable."""
+        with self.lock:
+            return self._cached(("crm", self.version, entity, sort), lambda: self._crm_sorted(entity, sort))
+
+    def _crm_sorted(self, entity: str, sort: str) -> list:
+        if entity == "people":
+            recs = list(self.persons)
+            name = lambda r: (r.name or "").lower() + " " + (r.last_name or "").lower()  # noqa: E731
+            activity = lambda r: self._activity_key(self._person_stats(r)[1], r.updated_ts)  # noqa: E731
+            ident = lambda r: "per-" + r.suffix  # noqa: E731
+        elif entity == "companies":
+            recs = list(self.companies)
+            name = lambda r: r.name.lower()  # noqa: E731
+            activity = lambda r: self._activity_key(self._company_stats(r)[1], r.updated_ts)  # noqa: E731
+            ident = lambda r: r.id  # noqa: E731
+        else:
+            recs = list(self.deals)
+            name = lambda r: r.name.lower()  # noqa: E731
+            activity = lambda r: (1, r.updated_ts)  # noqa: E731
+            ident = lambda r: r.id  # noqa: E731
+        if sort in ("NAME_ASC", "NAME_DESC"):
+            recs.sort(key=lambda r: (name(r), ident(r)), reverse=sort == "NAME_DESC")
+        elif sort in ("CREATED_ASC", "CREATED_DESC"):
+            recs.sort(key=lambda r: (r.created_ts, ident(r)), reverse=sort == "CREATED_DESC")
+        else:
+            recs.sort(key=lambda r: (activity(r), ident(r)), reverse=sort != "DATE_ASC")
+        return recs
+
+    @staticmethod
+    def _activity_key(last: int | None, updated: int) -> tuple[int, int]:
+        # DATE sorts use the last activity; records that never had any sort after
+        # (DESC) or before (ASC) all that did, by updated_at.
+        return (1, last) if last is not None else (0, updated)
+
+    def contacts_v1(self) -> list[Person]:
+        """v1 address book order: creation time, then id (new contacts append at the end)."""
+        with self.lock:
+            return self._cached(("v1contacts", self.version),
+                                lambda: sorted(self.persons, key=lambda p: (p.created_ts, p.suffix)))
+
+    def analytics(self, day_from: int, day_to: int, cmp_from: int, cmp_to: int,
+                  user_ids: list[str] | None, allo_numbers: list[str] | None) -> dict:
+        """Team metrics over calls in [day_from, day_to] (inclusive UTC days) vs a comparison period."""
+        with self.lock:
+            def calls(lo: int, hi: int) -> list[Item]:
+                i = bisect.bisect_left(self._order_ts, lo)
+                j = bisect.bisect_left(self._order_ts, hi + DAY)
+                return [it for it in self._order[i:j] if it.kind == "CALL"
+                        and (not user_ids or it.user.id in user_ids)
+                        and (not allo_numbers or it.allo_number in allo_numbers)]
+
+            def metrics(items: list[Item]) -> dict[str, float]:
+                total = len(items)
+                answered = sum(1 for it in items if it.outcome == "ANSWERED")
+                return {"calls": total, "talk_time_seconds": sum(it.duration or 0 for it in items),
+                        "calls_over_1_min": sum(1 for it in items if (it.duration or 0) > 60),
+                        "answer_rate": round(answered / total, 3) if total else 0.0}
+
+            def mv(cur: float, prev: float) -> dict:
+                change = round((cur - prev) / prev, 2) if prev else None
+                return {"value": cur, "previous": prev, "change": change}
+
+            cur_items, prev_items = calls(day_from, day_to), calls(cmp_from, cmp_to)
+            cur, prev = metrics(cur_items), metrics(prev_items)
+            summary = {"total_calls": mv(cur["calls"], prev["calls"]),
+                       "talk_time_seconds": mv(cur["talk_time_seconds"], prev["talk_time_seconds"]),
+                       "calls_over_1_min": mv(cur["calls_over_1_min"], prev["calls_over_1_min"]),
+                       "answer_rate": mv(cur["answer_rate"], prev["answer_rate"])}
+            breakdown = []
+            for u in self.users:
+                if user_ids and u.id not in user_ids:
+                    continue
+                uc = metrics([it for it in cur_items if it.user is u])
+                up = metrics([it for it in prev_items if it.user is u])
+                if u.status != "ACTIVE" and not uc["calls"] and not up["calls"]:
+                    continue
+                breakdown.append({"user": u.ref(), **{k: mv(uc[k], up[k]) for k in uc}})
+            return {"date": {"from": day_str(day_from), "to": day_str(day_to)},
+                    "compare_date": {"from": day_str(cmp_from), "to": day_str(cmp_to)},
+                    "summary": summary, "breakdown": breakdown, "last_updated": fmt_z(self.now_ts)}
+
+    # ------------------------------------------------------------ mutation
+
+    def add_activity(self, n: int = 5, now: Any = None, allo_number: str | None = None) -> dict:
+        """Add ``n`` calls/SMS strictly newer than anything existing.
+
+        About 60% land on existing conversations (moving them to the top),
+        20% on new address-book contacts, 20% on new unknown numbers. New calls
+        have a pending AI summary (null). Advances ``now`` by at least 1 s.
+        """
+        rng = self._mut_rng
+        with self.lock:
+            newest = self._order_ts[-1] if self._order_ts else self.now_ts
+            start = max(self.now_ts + 1, newest + 1)
+            if now is not None:
+                t = int(now.timestamp()) if isinstance(now, datetime) else int(math.ceil(parse_instant(now)))
+                start = max(start, t)
+            if allo_number and allo_number not in self.numbers_by_number:
+                raise KeyError(f"unknown allo_number {allo_number!r}")
+            targets = [self.numbers_by_number[allo_number]] if allo_number else self.numbers
+            new_ids: list[str] = []
+            touched: list[tuple[str, str]] = []
+            touched_numbers: set[str] = set()
+            ts = start
+            for i in range(n):
+                ts = start + i
+                a = rng.choice(targets)
+                existing = self._conv_order.get(a.number) or []
+                r = rng.random()
+                if existing and r < 0.6:
+                    conv = rng.choice(existing)
+                    contact = conv.contact_number
+                else:
+                    country = a.country if rng.random() < 0.85 else rng.choice(["US", "FR", "GB"])
+                    contact = self._new_contact_number(rng, country)
+                    if r < 0.8:
+                        pr = self._new_person(rng, [contact], ts - 1)
+                        self.persons.append(pr)
+                        self.book[contact] = [pr]
+                    conv = Conversation()
+                    conv.allo_number, conv.contact_number, conv.items = a.number, contact, []
+                    self.convs[(a.number, contact)] = conv
+                it = self._new_item(rng, a, contact, ts, generated=False)
+                conv.items.append(it)
+                self.items_by_id[it.id] = it
+                self._order.append(it)  # strictly newest: the index stays sorted
+                self._order_ts.append(it.ts)
+                st = self._contact_stats.setdefault(contact, [0, 0])
+                st[0] += 1
+                st[1] = max(st[1], it.ts)
+                new_ids.append(it.id)
+                if (a.number, contact) not in touched:
+                    touched.append((a.number, contact))
+                touched_numbers.add(a.number)
+            self.now_ts = max(self.now_ts + 1, ts)
+            for num in touched_numbers:
+                self._rebuild_conv_order(num)
+            self._invalidate()
+            return {"items": new_ids, "conversations": touched}
+
+    def fill_pending_summaries(self) -> list[str]:
+        """Fill every pending (null) call summary; dates and last_activity do not move."""
+        with self.lock:
+            filled = []
+            for it in self._order:
+                if it.kind == "CALL" and it.summary is None:
+                    it.summary = self.summary_text(it)
+                    filled.append(it.id)
+            if filled:
+                self._invalidate()
+            return filled
+
+    def delete_conversation(self, allo_number: str, contact_number: str) -> int:
+        """Remove a conversation and its items; returns how many items went. KeyError if absent."""
+        with self.lock:
+            conv = self.convs.pop((allo_number, contact_number))
+            gone = {it.id for it in conv.items}
+            for ident in gone:
+                del self.items_by_id[ident]
+            self._order = [it for it in self._order if it.id not in gone]
+            self._order_ts = [it.ts for it in self._order]
+            st = [0, 0]
+            for c in self.convs.values():
+                if c.contact_number == contact_number:
+                    st[0] += len(c.items)
+                    st[1] = max(st[1], c.last_ts)
+            self._contact_stats[contact_number] = st
+            self._rebuild_conv_order(allo_number)
+            self._invalidate()
+            return len(gone)
+
+    # ------------------------------------------------------------ truth
+
+    def truth(self, stream: str) -> list[dict]:
+        """What a correct full read of ``stream`` yields (plain JSON-ready dicts, copies)."""
+        with self.lock:
+            rows = self._truth(stream)
+            return json.loads(json.dumps(rows, ensure_ascii=False))
+
+    def _truth(self, stream: str) -> list[dict]:
+        if stream == "conversations":
+            return [{"allo_number": a.number, **self.conversation_view(c)}
+                    for a in self.numbers for c in self._conv_order[a.number]]
+        if stream == "conversation_items":
+            return [self.item_view(it) for it in reversed(self._order)]
+        if stream == "phone_numbers":
+            return self.phone_numbers_view()
+        if stream == "users":
+            return self.users_view("ACTIVE") + self.users_view("BLOCKED")
+        if stream == "tags":
+            return self.tags
+        if stream == "summary_templates":
+            return self.summary_templates
+        if stream == "webhooks":
+            return [{k: v for k, v in w.items() if k != "signing_secret"} for w in self.webhooks]
+        if stream == "webhook_event_types":
+            return self.webhook_event_types
+        if stream == "crm_people":
+            return [self.crm_person_view(p) for p in self._crm_sorted("people", "DATE_DESC")]
+        if stream == "crm_companies":
+            return [self.crm_company_view(c) for c in self._crm_sorted("companies", "DATE_DESC")]
+        if stream == "crm_deals":
+            return [self.crm_deal_view(d) for d in self._crm_sorted("deals", "DATE_DESC")]
+        if stream == "contacts":
+            return [self.v1_contact_view(p) for p in self.contacts_v1()]
+        if stream == "calls":
+            return [{"allo_number": a.number, **self.v1_call_view(it)}
+                    for a in self.numbers for it in self.calls_v1(a.number)]
+        if stream == "team_metrics_daily":
+            raise NotImplementedError(
+                "truth('team_metrics_daily') is not implemented yet: its record shape depends on how the "
+                "connector slices POST /v2/api/analytics/overview; call that endpoint per day instead.")
+        raise KeyError(f"unknown stream {stream!r}; known: {', '.join(TRUTH_STREAMS)}")

@@ -1,0 +1,139 @@
+"""Run-time knobs and the deterministic fault planner.
+
+Every fault is chosen from a counter of *eligible* requests (API requests
+whose path matches ``fault_paths``; by default every path except
+``/v2/api/me``), never from randomness, so a test that sets
+``fail_every_n=3`` knows the 3rd, 6th, ... eligible request fails. Changing
+any knob restarts that counter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Knobs:
+    """Behaviour switches of the fake; all can be changed while it runs (``api.set_knobs``)."""
+
+    latency_ms: tuple[int, int] | None = None    # uniform jitter per request, e.g. (100, 150)
+    enforce_rate_limits: bool = True
+    read_per_second: int = 20                   # GET budget per key (sliding 1 s window)
+    write_per_second: int = 5                   # POST/PUT/PATCH/DELETE budget per key
+    daily_quota: int | None = None              # requests per key per day; None = unlimited
+    quota_window_seconds: int = 86400           # length of the quota "day", from the first counted request
+    fail_every_n: int | None = None             # every n-th eligible request fails with fail_status
+    fail_status: int = 500
+    rate_limit_storm: int | None = None         # the next N eligible requests get 429, Retry-After 1
+    slow_every_n: int | None = None             # every n-th eligible request sleeps slow_seconds first
+    slow_seconds: float = 5.0
+    drop_every_n: int | None = None             # close the socket without any response
+    truncate_every_n: int | None = None         # a 200 whose JSON body is cut in half
+    html_every_n: int | None = None             # an HTML proxy error page instead of JSON
+    html_status: int = 502
+    ignore_since_filter: bool = False           # conversations ignore last_activity_since
+    ignore_date_filter: bool = False            # items search ignores date
+    drift_during_paging: bool = False           # new activity after each conversations page 1
+    drift_items: int = 3                        # how many items each drift adds
+    fault_paths: list[str] | None = field(default=None)  # path prefixes faults apply to
+
+    def updated(self, **changes: Any) -> "Knobs":
+        """A copy with ``changes`` applied; TypeError on an unknown knob, ValueError on a bad value."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise TypeError(f"unknown knob(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        if "latency_ms" in changes and changes["latency_ms"] is not None:
+            lat = changes["latency_ms"]
+            if isinstance(lat, (int, float)):
+                lat = (lat, lat)
+            lo, hi = (int(x) for x in lat)
+            if lo < 0 or hi < lo:
+                raise ValueError("latency_ms must be (low, high) with 0 <= low <= high")
+            changes["latency_ms"] = (lo, hi)
+        for name in ("fail_every_n", "slow_every_n", "drop_every_n", "truncate_every_n", "html_every_n"):
+            v = changes.get(name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive integer or None")
+        if changes.get("fault_paths") is not None:
+            changes["fault_paths"] = [str(p) for p in changes["fault_paths"]]
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["latency_ms"] is not None:
+            d["latency_ms"] = list(d["latency_ms"])
+        return d
+
+
+@dataclass
+class FaultDecision:
+    """What to do with one request; at most one terminal fault, plus an optional delay."""
+
+    storm: bool = False
+    drop: bool = False
+    html: bool = False
+    fail: bool = False
+    truncate: bool = False
+    slow: float = 0.0
+
+    @property
+    def any(self) -> bool:
+        return self.storm or self.drop or self.html or self.fail or self.truncate or self.slow > 0
+
+
+class FaultPlanner:
+    """Counts eligible requests and decides their fault, deterministically."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counter = 0
+        self.storm_left = 0
+
+    def reset(self, knobs: Knobs) -> None:
+        with self._lock:
+            self.counter = 0
+            self.storm_left = knobs.rate_limit_storm or 0
+
+    @staticmethod
+    def eligible(knobs: Knobs, path: str) -> bool:
+        if knobs.fault_paths is None:
+            return not path.startswith("/v2/api/me")
+        return any(path.startswith(p) for p in knobs.fault_paths)
+
+    def decide(self, knobs: Knobs, path: str) -> FaultDecision:
+        d = FaultDecision()
+        if not self.eligible(knobs, path):
+            return d
+        with self._lock:
+            self.counter += 1
+            n = self.counter
+            if self.storm_left > 0:
+                self.storm_left -= 1
+                d.storm = True
+                return d
+
+        def hit(every: int | None) -> bool:
+            return bool(every) and n % every == 0
+
+        # One terminal fault per request, in a fixed priority order.
+        if hit(knobs.drop_every_n):
+            d.drop = True
+        elif hit(knobs.html_every_n):
+            d.html = True
+        elif hit(knobs.fail_every_n):
+            d.fail = True
+        elif hit(knobs.truncate_every_n):
+            d.truncate = True
+        if hit(knobs.slow_every_n):
+            d.slow = float(knobs.slow_seconds)
+        return d
+
+
+HTML_PAGE = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
