@@ -101,7 +101,7 @@ class FaultPlanner:
     @staticmethod
     def eligible(knobs: Knobs, path: str) -> bool:
         if knobs.fault_paths is None:
-            return not path.startswith("/v2/api/me")
+            return path != "/v2/api/me" and not path.startswith("/v2/api/me/")
         return any(path.startswith(p) for p in knobs.fault_paths)
 
     def decide(self, knobs: Knobs, path: str) -> FaultDecision:
