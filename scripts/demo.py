@@ -40,7 +40,7 @@ def main() -> int:
         print(f"Fake Allo API serving on {api.url}")
         source = ab.get_source(
             "source-allo",
-            config={"api_key": api.keys["full"], "api_url": api.url, "start_date": api.dataset.start_date},
+            config={"api_key": api.keys["full"], "api_url": api.url, "start_date": api.dataset.start.strftime("%Y-%m-%dT%H:%M:%SZ")},
             local_executable=str(executable),
         )
         source.check()

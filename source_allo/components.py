@@ -71,6 +71,8 @@ class AlloErrorHandler(DefaultErrorHandler):
                     f"{describe_error(response_or_exception)}.",
                 )
         resolution = super().interpret_response(response_or_exception)
+        if resolution.response_action == ResponseAction.IGNORE and isinstance(response_or_exception, requests.Response):
+            self._warn_once(response_or_exception, resolution.error_message)
         if (
             isinstance(response_or_exception, requests.Response)
             and resolution.response_action in (ResponseAction.FAIL, ResponseAction.RETRY)
@@ -86,6 +88,20 @@ class AlloErrorHandler(DefaultErrorHandler):
                 error_message=message,
             )
         return resolution
+
+
+    def _warn_once(self, response: requests.Response, message: Optional[str]) -> None:
+        # One warning per endpoint, not one per page or per Allo number.
+        path = requests.utils.urlparse(response.url or "").path
+        with _WARNED_LOCK:
+            if path in _WARNED_PATHS:
+                return
+            _WARNED_PATHS.add(path)
+        logger.warning(message or f"Skipping {path}: {describe_error(response)}")
+
+
+_WARNED_LOCK = threading.Lock()
+_WARNED_PATHS: set = set()
 
 
 @dataclass

@@ -1,0 +1,237 @@
+"""The installed `source-allo` command against the fake Allo API: spec, check, discover, read, and an
+incremental second sync. Every record is validated against its declared schema and compared with the
+fake API's ground truth."""
+
+import datetime
+from collections import Counter
+
+import requests
+
+import pytest
+
+from integration_tests.conftest import config_for
+from integration_tests.harness import (
+    PRIMARY_KEYS,
+    assert_records_equal_truth,
+    assert_records_match_schema,
+    catalog_for,
+    key_of,
+    run_source,
+)
+
+ALL_STREAMS = list(PRIMARY_KEYS)
+
+
+def test_spec_masks_the_api_key_and_documents_every_field():
+    run = run_source("spec")
+    assert run.returncode == 0
+    spec = run.of_type("SPEC")[0]["spec"]["connectionSpecification"]
+    assert spec["properties"]["api_key"]["airbyte_secret"] is True
+    assert spec["required"] == ["api_key"]
+    for name, prop in spec["properties"].items():
+        assert prop.get("title") and prop.get("description"), f"{name} lacks a title or description"
+    assert [p for p, _ in sorted(spec["properties"].items(), key=lambda kv: kv[1]["order"])][:3] == ["api_key", "start_date", "allo_numbers"]
+
+
+@pytest.mark.parametrize("prefix", ["", "Api-Key "])
+def test_check_succeeds_with_the_key_with_or_without_prefix(shared_api, prefix):
+    config = config_for(shared_api)
+    config["api_key"] = prefix + config["api_key"]
+    run = run_source("check", config)
+    assert run.connection_status()["status"] == "SUCCEEDED", run.connection_status()
+    run.assert_secret_absent(shared_api.keys["full"])
+
+
+@pytest.mark.parametrize(
+    "key,needles",
+    [
+        ("revoked", ["revoked", "Settings > API"]),
+        ("trial", ["trial plans"]),
+        ("no_conversations", ["CONVERSATIONS_READ", "Settings > API"]),
+    ],
+)
+def test_check_explains_each_key_problem(shared_api, key, needles):
+    run = run_source("check", config_for(shared_api, key))
+    status = run.connection_status()
+    assert status["status"] == "FAILED"
+    for needle in needles:
+        assert needle in status["message"], status["message"]
+    run.assert_secret_absent(shared_api.keys[key])
+
+
+def test_check_explains_an_invalid_key(shared_api):
+    run = run_source("check", {**config_for(shared_api), "api_key": "ak_live_doesnotexist"})
+    status = run.connection_status()
+    assert status["status"] == "FAILED" and "invalid" in status["message"] and "Settings > API" in status["message"]
+    assert "ak_live_doesnotexist" not in run.stdout
+
+
+def test_check_lists_the_streams_a_partial_key_cannot_read(shared_api):
+    status = run_source("check", config_for(shared_api, "conversations_only")).connection_status()
+    assert status["status"] == "SUCCEEDED"
+    for stream, scope in [("users", "USERS_READ"), ("contacts", "CONTACTS_READ"), ("crm_deals", "CRM_READ")]:
+        assert f"{stream} (needs {scope})" in status["message"]
+    assert "conversations (needs" not in status["message"]
+
+
+def test_check_fails_fast_on_a_bad_config_without_a_stack_trace(shared_api):
+    run = run_source("check", config_for(shared_api, allo_numbers=["+1 415 555"]))
+    assert run.connection_status()["status"] == "FAILED"
+    assert "allo_numbers" in run.connection_status()["message"]
+    assert shared_api.stats()["requests"] == shared_api.stats()["requests"]  # no crash; see next assert
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_discover_declares_keys_cursors_and_sync_modes(shared_api):
+    run = run_source("discover", config_for(shared_api))
+    streams = {s["name"]: s for s in run.of_type("CATALOG")[0]["catalog"]["streams"]}
+    assert set(streams) == set(ALL_STREAMS)
+    conversations = streams["conversations"]
+    assert conversations["source_defined_primary_key"] == [["allo_number"], ["contact_number"]]
+    assert conversations["default_cursor_field"] == ["last_activity"]
+    assert set(conversations["supported_sync_modes"]) == {"full_refresh", "incremental"}
+    for name, stream in streams.items():
+        assert stream["source_defined_primary_key"] == [[k] for k in PRIMARY_KEYS[name]]
+
+
+@pytest.fixture(scope="module")
+def full_read(shared_api):
+    shared_api.reset_stats()
+    run = run_source("read", config_for(shared_api), catalog_for(ALL_STREAMS, incremental=False))
+    return run, shared_api.stats()
+
+
+def test_full_read_succeeds_and_never_prints_the_key(full_read, shared_api):
+    run, _ = full_read
+    assert run.returncode == 0, run.errors() or run.stderr[-2000:]
+    assert not run.errors()
+    run.assert_secret_absent(shared_api.keys["full"])
+
+
+def team_metrics_truth(api, first_day, last_day):
+    """One team row and one row per user for every day, from the fake API's own answer for that day."""
+    rows = []
+    day = first_day
+    api.set_knobs(enforce_rate_limits=False)  # the test's own reads must not hit the limit
+    while day <= last_day:
+        answer = requests.post(
+            f"{api.url}/v2/api/analytics/overview",
+            json={"date": {"from": day.isoformat(), "to": day.isoformat()}},
+            headers={"Authorization": f"Api-Key {api.keys['full']}"},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        data = answer.json()["data"]
+        rows.append({"date": day.isoformat(), "user_id": "", "scope": "team", **data["summary"]})
+        for entry in data["breakdown"]:
+            rows.append({"date": day.isoformat(), "user_id": entry["user"]["id"], "scope": "user", "calls": entry["calls"], "answer_rate": entry["answer_rate"]})
+        day += datetime.timedelta(days=1)
+    api.set_knobs(enforce_rate_limits=True)
+    return rows
+
+
+def truth_of(api, stream):
+    if stream != "team_metrics_daily":
+        return api.truth(stream)
+    return team_metrics_truth(api, max(api.dataset.start.date(), datetime.date.today() - datetime.timedelta(days=365)), datetime.datetime.now(datetime.timezone.utc).date())
+
+
+@pytest.mark.parametrize("stream", ALL_STREAMS)
+def test_full_read_equals_the_api_truth_and_matches_the_schema(full_read, shared_api, stream):
+    run, _ = full_read
+    records = run.records(stream)
+    assert records, f"no {stream} records"
+    assert_records_match_schema(stream, records)
+    assert_records_equal_truth(stream, records, truth_of(shared_api, stream))
+
+
+def test_conversation_records_carry_their_allo_number_as_a_string(full_read):
+    run, _ = full_read
+    numbers = Counter(r["allo_number"] for r in run.records("conversations"))
+    assert len(numbers) == 3 and all(isinstance(n, str) and n.startswith("+") for n in numbers)
+
+
+def test_webhooks_never_emit_the_signing_secret(full_read):
+    run, _ = full_read
+    assert all("signing_secret" not in r for r in run.records("webhooks"))
+    assert "whsec_" not in run.stdout
+
+
+def test_conversations_are_read_with_the_fewest_requests(full_read, shared_api):
+    _, stats = full_read
+    pages = [(e["query"].get("allo_number"), e["query"].get("page")) for e in stats["log"] if e["path"] == "/v2/api/conversations"]
+    assert all(e["query"].get("size") == "100" for e in stats["log"] if e["path"] == "/v2/api/conversations")
+    # Page 1 is read exactly once per number, and no page past the last.
+    assert len(pages) == len(set(pages)), f"a page was read twice: {Counter(pages).most_common(3)}"
+    truth = Counter(r["allo_number"] for r in shared_api.truth("conversations"))
+    for number, count in truth.items():
+        expected_pages = -(-count // 100)
+        assert sorted(p for n, p in pages if n == number) == [str(p) for p in range(1, expected_pages + 1)]
+    # The account's numbers are listed once, for conversations and calls together (plus the phone_numbers stream).
+    assert stats["by_endpoint"].get("GET /v2/api/numbers", 0) <= 2
+
+
+def test_incremental_second_sync_emits_the_changes_and_far_fewer_records(fresh_api):
+    config = config_for(fresh_api)
+    catalog = catalog_for(["conversations", "conversation_items"])
+    first = run_source("read", config, catalog)
+    assert first.returncode == 0, first.errors()
+    first_state = first.last_state_per_stream()
+    first_conversations = {key_of("conversations", r): r for r in first.records("conversations")}
+    assert_records_equal_truth("conversations", first.records("conversations"), fresh_api.truth("conversations"))
+
+    changed = fresh_api.add_activity(n=6)
+    assert changed["conversations"]
+
+    second = run_source("read", config, catalog, state=first_state)
+    assert second.returncode == 0, second.errors()
+    conversations = {key_of("conversations", r): r for r in second.records("conversations")}
+    for allo_number, contact_number in changed["conversations"]:
+        assert (allo_number, contact_number) in conversations, "a conversation with new activity was not re-emitted"
+        truth_row = next(r for r in fresh_api.truth("conversations") if key_of("conversations", r) == (allo_number, contact_number))
+        assert conversations[(allo_number, contact_number)]["last_activity"] == truth_row["last_activity"]
+    items = {r["id"]: r for r in second.records("conversation_items")}
+    for item_id in changed["items"]:
+        assert item_id in items, "a new call/SMS was not emitted by the incremental sync"
+
+    # Allo writes the AI summary of the new calls later, without new activity: the lookback picks it up.
+    filled = set(fresh_api.fill_pending_summaries()) & set(changed["items"])
+    assert filled, "the new calls should have had pending summaries"
+    third = run_source("read", config, catalog, state=second.last_state_per_stream())
+    assert third.returncode == 0, third.errors()
+    third_items = {r["id"]: r for r in third.records("conversation_items")}
+    truth_items = {r["id"]: r for r in fresh_api.truth("conversation_items")}
+    for item_id in filled:
+        assert item_id in third_items, "a call whose AI summary arrived late was not re-emitted"
+        assert third_items[item_id]["summary"] == truth_items[item_id]["summary"] is not None
+    assert len(conversations) < len(first_conversations) / 3
+    assert len(second.records("conversation_items")) < len(first.records("conversation_items")) / 3
+    assert_records_match_schema("conversations", conversations.values())
+
+    def cursors(run):
+        state = {s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in run.last_state_per_stream()}
+        per_number = {e["partition"]["allo_number"]: e["cursor"]["last_activity"] for e in state["conversations"]["states"]}
+        return per_number, state["conversation_items"]["date"]
+
+    before, items_before = cursors(first)
+    after, items_after = cursors(second)
+    assert set(before) == set(after)
+    assert any(after[n] > before[n] for n in after) and all(after[n] >= before[n] for n in after)
+    assert items_after >= items_before
+
+
+def test_a_key_with_only_conversations_read_syncs_conversations_and_warns_once_per_other_stream(fresh_api):
+    config = config_for(fresh_api, "conversations_only")
+    run = run_source("read", config, catalog_for(ALL_STREAMS, incremental=False))
+    assert run.returncode == 0, run.errors()
+    by_stream = run.records_by_stream()
+    for stream in ("conversations", "conversation_items", "calls"):
+        assert_records_equal_truth(stream, by_stream.get(stream, []), fresh_api.truth(stream))
+    skipped = [s for s in ALL_STREAMS if s not in ("conversations", "conversation_items", "calls", "team_metrics_daily")]
+    warnings = run.logs("WARN")
+    for stream in skipped:
+        assert sum(f"Skipping stream `{stream}`" in w for w in warnings) == 1, f"expected one warning for {stream}"
+        assert stream not in by_stream
+    # Allo documents no scope for analytics: the 403 names it, once, and the stream is skipped.
+    assert sum("/v2/api/analytics/overview" in w and "scope" in w for w in warnings) == 1
+    assert "team_metrics_daily" not in by_stream
