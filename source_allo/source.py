@@ -60,6 +60,14 @@ class SourceAllo(YamlDeclarativeSource):
             info = AlloApi.from_config(config).me()
         except (ConfigError, AlloApiError) as error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=error.message)
+        except AirbyteTracedException as error:
+            if error.message and "Exhausted available request attempts" not in error.message:
+                return AirbyteConnectionStatus(status=Status.FAILED, message=error.message)  # e.g. quota spent
+            return AirbyteConnectionStatus(
+                status=Status.FAILED,
+                message=f"Could not reach the Allo API at {config.get('api_url')} ({_short_reason(error)}). "
+                "Check the API URL and that this machine can open HTTPS connections to it, then retry.",
+            )
         except Exception as error:  # unreachable host, TLS failure, retries exhausted
             return AirbyteConnectionStatus(
                 status=Status.FAILED,
