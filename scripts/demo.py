@@ -30,7 +30,6 @@ def main() -> int:
     args = parser.parse_args()
 
     import airbyte as ab  # imported late: it is slow and prints warnings on import
-    import duckdb
 
     from integration_tests.fake_allo_api import Dataset, FakeAlloApi
 
@@ -50,11 +49,12 @@ def main() -> int:
         print(f"\nSynced into {db_path} (schema allo):")
         names = sorted(result.streams)
 
-    connection = duckdb.connect(str(db_path), read_only=True)
+    with cache.get_sql_engine().connect() as connection:
+        counts = {n: connection.exec_driver_sql(f'SELECT count(*) FROM allo."{n}"').fetchone()[0] for n in names}
     width = max(len(n) for n in names)
     total = 0
     for name in names:
-        count = connection.execute(f'SELECT count(*) FROM allo."{name}"').fetchone()[0]
+        count = counts[name]
         total += count
         print(f"  {name:<{width}}  {count:>7} rows")
     print(f"  {'total':<{width}}  {total:>7} rows")
