@@ -22,13 +22,15 @@ RUN id -u airbyte >/dev/null 2>&1 \
  || useradd --uid 1000 --user-group --create-home --shell /bin/bash airbyte
 
 # Dependencies first, in their own layer, so that a change to the connector's
-# code does not reinstall them. With only setup.py copied, find_packages()
-# finds nothing and this installs the dependencies (and the entry point).
-# README.m[d] is a glob so the build does not fail while the README is absent.
-COPY setup.py README.m[d] ./
+# code or README does not reinstall them. With only setup.py copied,
+# find_packages() finds nothing and this installs the dependencies (and the
+# entry point).
+COPY setup.py ./
 RUN pip install --no-cache-dir .
 
-# Then the package itself.
+# Then the package itself (setup.py reads README.md for its long description;
+# README.m[d] is a glob so that the build does not need it).
+COPY setup.py README.m[d] ./
 COPY source_allo ./source_allo
 RUN pip install --no-cache-dir --no-deps . \
  && rm -rf build ./*.egg-info \
