@@ -235,3 +235,17 @@ def test_a_key_with_only_conversations_read_syncs_conversations_and_warns_once_p
     # Allo documents no scope for analytics: the 403 names it, once, and the stream is skipped.
     assert sum("/v2/api/analytics/overview" in w and "scope" in w for w in warnings) == 1
     assert "team_metrics_daily" not in by_stream
+
+
+def test_a_state_in_the_future_reads_nothing_and_keeps_the_state(shared_api):
+    """integration_tests/abnormal_state.json: every incremental stream saved far in the future."""
+    import json
+    from pathlib import Path
+
+    state = json.loads((Path(__file__).parent / "abnormal_state.json").read_text())
+    streams = ["conversations", "conversation_items", "crm_people", "crm_deals"]
+    run = run_source("read", config_for(shared_api), catalog_for(streams), state=state)
+    assert run.returncode == 0, run.errors()
+    assert run.records() == []
+    saved = {s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in run.last_state_per_stream()}
+    assert all(e["cursor"]["last_activity"].startswith("2099") for e in saved["conversations"]["states"])

