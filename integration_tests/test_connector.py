@@ -249,3 +249,22 @@ def test_a_state_in_the_future_reads_nothing_and_keeps_the_state(shared_api):
     assert run.records() == []
     saved = {s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in run.last_state_per_stream()}
     assert all(e["cursor"]["last_activity"].startswith("2099") for e in saved["conversations"]["states"])
+
+
+def test_long_syncs_report_row_estimates_and_steady_progress(shared_api):
+    import os
+
+    run = run_source("read", config_for(shared_api), catalog_for(["conversations", "conversation_items"], incremental=False),
+                     env={**os.environ, "SOURCE_ALLO_PROGRESS_SECONDS": "0.2"})
+    assert run.returncode == 0, run.errors()
+    estimates = {}
+    for message in run.of_type("TRACE"):
+        if message["trace"]["type"] == "ESTIMATE":
+            estimate = message["trace"]["estimate"]
+            assert estimate["type"] == "STREAM"
+            estimates[estimate["name"]] = estimate["row_estimate"]
+    # The last estimate of each stream is the sum of Allo's total_count over its slices.
+    assert estimates["conversations"] == len(shared_api.truth("conversations"))
+    assert estimates["conversation_items"] == len(shared_api.truth("conversation_items"))
+    progress = [line for line in run.logs("INFO") if line.startswith("Progress: ")]
+    assert progress and any("of ~" in line for line in progress)

@@ -6,17 +6,25 @@ Everything else (auth, retries, cursors, state) stays in `manifest.yaml`.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
+import time
 from dataclasses import InitVar, dataclass, field
 from datetime import date, datetime
 from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Union
 
 import requests
 
-from airbyte_cdk.models import FailureType
+from airbyte_cdk.models import (
+    AirbyteEstimateTraceMessage,
+    AirbyteMessage,
+    AirbyteTraceMessage,
+    EstimateType,
+    FailureType,
+    TraceType,
+    Type,
+)
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.extractors.record_filter import RecordFilter
 from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
@@ -139,9 +147,27 @@ class AlloBackoffStrategy(BackoffStrategy):
                     failure_type=FailureType.transient_error,
                 )
             # A little jitter so that parallel workers do not all come back in the same millisecond.
-            return requested + random.uniform(0.05, 0.25)
-        exponential = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt_count - 1)))
-        return max(0.1, random.uniform(0, exponential))
+            wait = requested + random.uniform(0.05, 0.25)
+        else:
+            exponential = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt_count - 1)))
+            wait = max(0.1, random.uniform(0, exponential))
+        # The CDK's own retry log says "Rate limit exceeded" whatever happened (a 500, a dropped
+        # connection, a truncated body): say what Allo actually answered.
+        logger.info(
+            f"Allo request failed (attempt {attempt_count}): {_describe_failure(response_or_exception)}. "
+            f"Retrying in {wait:.1f} s."
+        )
+        return wait
+
+
+def _describe_failure(response_or_exception: Any) -> str:
+    if isinstance(response_or_exception, requests.Response):
+        return describe_error(response_or_exception)
+    request = getattr(response_or_exception, "request", None)
+    where = ""
+    if request is not None and getattr(request, "url", None):
+        where = f"{request.method} {requests.utils.urlparse(request.url).path} -> "
+    return f"{where}no answer ({type(response_or_exception).__name__}: {response_or_exception})"
 
 
 def _requested_wait(response: requests.Response) -> Optional[float]:
@@ -158,6 +184,65 @@ def _requested_wait(response: requests.Response) -> Optional[float]:
             return max(0.0, float(seconds))
     return None
 
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+
+class SyncProgress:
+    """Row estimates and a steady progress log for long syncs.
+
+    Allo's first page of every slice says how many rows the slice holds (`total_count`, or
+    `total_pages` on v1); the sum per stream is sent as the protocol's ESTIMATE trace message, and a
+    log line every `interval_seconds` says how far each stream is. Estimates go through the source's
+    message repository (set by SourceAllo), so they come out in order with the records.
+    """
+
+    def __init__(self, interval_seconds: float = 30.0):
+        self.interval_seconds = interval_seconds
+        self.repository = None
+        self._lock = threading.Lock()
+        self._estimate: dict[str, int] = {}
+        self._seen: dict[str, int] = {}
+        self._last_log = time.monotonic()
+
+    def reset(self, repository: Any, interval_seconds: float) -> None:
+        with self._lock:
+            self.repository, self.interval_seconds = repository, interval_seconds
+            self._estimate.clear()
+            self._seen.clear()
+            self._last_log = time.monotonic()
+
+    def page(self, stream: Optional[str], first_page_of_slice: bool, rows_in_slice: Optional[int], rows_on_page: int) -> None:
+        if not stream or self.repository is None:
+            return
+        estimate_message = log_line = None
+        with self._lock:
+            self._seen[stream] = self._seen.get(stream, 0) + rows_on_page
+            if first_page_of_slice and rows_in_slice is not None:
+                self._estimate[stream] = self._estimate.get(stream, 0) + rows_in_slice
+                estimate_message = AirbyteMessage(
+                    type=Type.TRACE,
+                    trace=AirbyteTraceMessage(
+                        type=TraceType.ESTIMATE,
+                        emitted_at=time.time() * 1000,
+                        estimate=AirbyteEstimateTraceMessage(name=stream, type=EstimateType.STREAM, row_estimate=self._estimate[stream]),
+                    ),
+                )
+            now = time.monotonic()
+            if now - self._last_log >= self.interval_seconds:
+                self._last_log = now
+                log_line = "Progress: " + ", ".join(
+                    f"{name} {seen:,} of ~{self._estimate[name]:,} records" if self._estimate.get(name) else f"{name} {seen:,} records"
+                    for name, seen in sorted(self._seen.items())
+                )
+        if estimate_message is not None:
+            self.repository.emit_message(estimate_message)
+        if log_line is not None:
+            logger.info(log_line)
+
+
+PROGRESS = SyncProgress()
 
 # --------------------------------------------------------------------------------------------- paging
 
@@ -181,6 +266,7 @@ class AlloPagination(PaginationStrategy):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._page_size = int(self.page_size)
+        self._stream = (parameters or {}).get("name")
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -199,9 +285,16 @@ class AlloPagination(PaginationStrategy):
         stream_slice: Optional[StreamSlice] = None,
     ) -> Optional[Any]:
         current = self.start_from_page if last_page_token_value is None else int(last_page_token_value)
+        body = _json_or_none(response)
+        # `last_page_size` counts the records left after the record filter: a page whose rows were all
+        # dropped (e.g. outside the requested window) is not the end of the data. Count what Allo sent.
+        served = _rows_served(body)
+        if served is not None:
+            last_page_size = served
+        has_more, total_pages = _page_metadata(body)
+        PROGRESS.page(self._stream, current == self.start_from_page, _row_count(body, total_pages, self._page_size), last_page_size)
         if last_page_size == 0:
             return None
-        has_more, total_pages = _page_metadata(_json_or_none(response))
         # Allo's `total_pages` counts from 1 even on the 0-indexed v1 API.
         last_page_index = None if total_pages is None else total_pages - 1 + self.start_from_page
         if last_page_index is not None and current >= last_page_index:
@@ -211,6 +304,27 @@ class AlloPagination(PaginationStrategy):
         if total_pages is not None:
             return current + 1
         return current + 1 if last_page_size >= self._page_size else None
+
+
+def _rows_served(body: Any) -> Optional[int]:
+    """How many rows a v2 (`data[]`) or v1 (`data.results[]`, null past the end) page holds; None if unknown."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    if isinstance(data, list):
+        return len(data)
+    if isinstance(data, dict) and "results" in data:
+        results = data.get("results")
+        return len(results) if isinstance(results, list) else 0
+    return None
+
+
+def _row_count(body: Any, total_pages: Optional[int], page_size: int) -> Optional[int]:
+    """Rows in the whole slice: v2 `total_count`; v1 only says pages, so an upper bound."""
+    pagination = body.get("pagination") if isinstance(body, dict) else None
+    if isinstance(pagination, dict) and isinstance(pagination.get("total_count"), int):
+        return pagination["total_count"]
+    return total_pages * page_size if total_pages is not None else None
 
 
 def _page_metadata(body: Any) -> tuple[Optional[bool], Optional[int]]:
@@ -306,8 +420,8 @@ class WindowRecordFilter(RecordFilter):
 
     Allo silently ignores body fields it does not understand; rows outside the window mean the date
     filter was not applied. Dropping them keeps every window exact (each row is emitted by the window it
-    belongs to, exactly once) and the log says the server misbehaved. The manifest's `condition` (the
-    optional `allo_numbers` restriction) still applies.
+    belongs to, exactly once) and the log says the server misbehaved. It also applies the optional
+    `allo_numbers` restriction (in Python: a template per record costs more than the rest of the work).
     """
 
     def filter_records(
@@ -318,6 +432,7 @@ class WindowRecordFilter(RecordFilter):
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
         window = _slice_window(stream_slice)
+        numbers = set(self.config.get("allo_numbers") or [])
         dropped = 0
         if self.condition:
             records = super().filter_records(records, stream_state, stream_slice, next_page_token)
@@ -325,6 +440,8 @@ class WindowRecordFilter(RecordFilter):
             day = _record_day(record.get("date"))
             if window and day is not None and not (window[0] <= day <= window[1]):
                 dropped += 1
+                continue
+            if numbers and record.get("allo_number") not in numbers:
                 continue
             yield record
         if dropped:

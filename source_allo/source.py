@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
 
@@ -18,6 +19,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_allo.allo_api import API_KEYS_PAGE, STREAM_SCOPES, AlloApi, AlloApiError, KeyInfo
+from source_allo.components import PROGRESS
 from source_allo.config import ConfigError, normalize_config, sanitize_state
 
 # Absolute, so that a stray manifest.yaml in the working directory is never picked up instead.
@@ -98,6 +100,7 @@ class SourceAllo(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
+        PROGRESS.reset(self._message_repository, float(os.environ.get("SOURCE_ALLO_PROGRESS_SECONDS", "30")))
         info = AlloApi.from_config(self._config).me()
         # Pace requests from this key's real limits (read by the manifest's api_budget).
         self._config = {

@@ -153,9 +153,8 @@ def test_window_filter_drops_rows_outside_the_requested_window_and_logs(caplog):
 
 def test_window_filter_applies_the_allo_numbers_condition():
     window = StreamSlice(partition={}, cursor_slice={"start_time": "2026-01-01", "end_time": "2026-01-30"})
-    condition = "{{ not config.get('allo_numbers') or record.get('allo_number') in config.get('allo_numbers') }}"
     records = [{"id": "a", "date": "2026-01-02T00:00:00Z", "allo_number": "+14155550100"}, {"id": "b", "date": "2026-01-02T00:00:00Z", "allo_number": "+14155550101"}]
-    kept = list(WindowRecordFilter(config={"allo_numbers": ["+14155550101"]}, condition=condition, parameters={}).filter_records(records, {}, window))
+    kept = list(WindowRecordFilter(config={"allo_numbers": ["+14155550101"]}, condition="", parameters={}).filter_records(records, {}, window))
     assert [r["id"] for r in kept] == ["b"]
 
 
@@ -186,3 +185,33 @@ def test_account_numbers_are_listed_once_and_shared_between_streams():
         second = list(AlloNumberPartitionRouter(config=config, parameters={}).stream_slices())
     assert api.from_config.return_value.list_allo_numbers.call_count == 1
     assert first == second and first[0].partition == {"allo_number": "+14155550100"}
+
+
+def test_progress_emits_a_row_estimate_per_slice_and_a_steady_log_line(caplog):
+    from source_allo.components import PROGRESS
+
+    class Repository:
+        def __init__(self):
+            self.messages, self.logs = [], []
+
+        def emit_message(self, message):
+            self.messages.append(message)
+
+        def log_message(self, level, provider):
+            self.logs.append(provider()["message"])
+
+    repository = Repository()
+    PROGRESS.reset(repository, interval_seconds=0)
+    strategy = AlloPagination(config={}, parameters={"name": "conversations"}, page_size=100, start_from_page=1)
+    for number_total in (250, 120):
+        pages = -(-number_total // 100)
+        for page in range(1, pages + 1):
+            rows = min(100, number_total - (page - 1) * 100)
+            body = {"data": [{}] * rows, "pagination": {"page": page, "size": 100, "total_count": number_total, "total_pages": pages, "has_more": page < pages}}
+            strategy.next_page_token(_response(body), rows, None, page)
+    estimates = [m.trace.estimate.row_estimate for m in repository.messages]
+    assert estimates == [250, 370]
+    assert repository.messages[0].trace.estimate.name == "conversations"
+    progress_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress")]
+    assert progress_lines[-1] == "Progress: conversations 370 of ~370 records"
+    PROGRESS.reset(None, 30)
