@@ -14,6 +14,7 @@ from dataclasses import InitVar, dataclass, field
 from datetime import date, datetime
 from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Union
 
+import orjson
 import requests
 
 from airbyte_cdk.models import (
@@ -47,11 +48,20 @@ from source_allo.allo_api import AlloApi, describe_error
 logger = logging.getLogger("airbyte")
 
 
+_NOT_JSON = object()
+
+
 def _json_or_none(response: requests.Response) -> Optional[Any]:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+    """The parsed body, or None when it is not JSON. Parsed once per response (orjson) and kept on it:
+    the error handler, the paginator and the progress tracker all look at the same page."""
+    cached = getattr(response, "_allo_json", None)
+    if cached is None:
+        try:
+            cached = orjson.loads(response.content)
+        except (orjson.JSONDecodeError, TypeError):
+            cached = _NOT_JSON
+        response._allo_json = cached  # type: ignore[attr-defined]
+    return None if cached is _NOT_JSON else cached
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -78,6 +88,9 @@ class AlloErrorHandler(DefaultErrorHandler):
                     error_message=f"Allo returned an unreadable (non-JSON or truncated) body: "
                     f"{describe_error(response_or_exception)}.",
                 )
+            # A readable 2xx page is a success: the response filters only describe errors, and each
+            # of their predicates would parse the whole page again.
+            return ErrorResolution(response_action=ResponseAction.SUCCESS)
         resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.IGNORE and isinstance(response_or_exception, requests.Response):
             self._warn_once(response_or_exception, resolution.error_message)
@@ -471,6 +484,33 @@ def _record_day(value: Any) -> Optional[date]:
         return date.fromisoformat(value[:10])
     except ValueError:
         return None
+
+
+@dataclass
+class AlloRecordExtractor(RecordExtractor):
+    """Returns the list at `field_path` (`data`, or `data.results` on v1) of the page's JSON body.
+
+    Same result as a DpathExtractor, at a fraction of the cost: dpath walks the whole page for a plain
+    key lookup (more CPU than everything else per record), and this reuses the body the error handler
+    already parsed instead of decoding the page a second time.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    field_path: List[str] = field(default_factory=lambda: ["data"])
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        pass
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
+        node: Any = _json_or_none(response)
+        for key in self.field_path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, list):
+            return [row for row in node if isinstance(row, dict)]
+        if isinstance(node, dict):
+            return [node]
+        return []
 
 
 @dataclass

@@ -215,3 +215,24 @@ def test_progress_emits_a_row_estimate_per_slice_and_a_steady_log_line(caplog):
     progress_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress")]
     assert progress_lines[-1] == "Progress: conversations 370 of ~370 records"
     PROGRESS.reset(None, 30)
+
+
+def test_record_extractor_reads_v2_and_v1_lists_and_parses_each_page_once():
+    from source_allo.components import AlloRecordExtractor
+
+    v2 = _response({"data": [{"id": "a"}, {"id": "b"}], "pagination": {"has_more": False}})
+    assert [r["id"] for r in AlloRecordExtractor(config={}, parameters={}).extract_records(v2)] == ["a", "b"]
+    v1 = _response({"data": {"results": [{"id": "c"}], "metadata": {"total_pages": 1}}})
+    assert [r["id"] for r in AlloRecordExtractor(config={}, parameters={}, field_path=["data", "results"]).extract_records(v1)] == ["c"]
+    assert list(AlloRecordExtractor(config={}, parameters={}).extract_records(_response({"error": {"code": "X"}}))) == []
+    assert list(AlloRecordExtractor(config={}, parameters={}, field_path=["data", "results"]).extract_records(_response({"data": {"results": None}}))) == []
+    # The body is decoded once and shared by the error handler, the paginator and the extractor.
+    page = _response({"data": [{"id": "a"}]})
+    AlloErrorHandler(config={}, parameters={}).interpret_response(page)
+    page._content = b"not json any more"
+    assert [r["id"] for r in AlloRecordExtractor(config={}, parameters={}).extract_records(page)] == ["a"]
+
+
+def test_a_readable_success_page_skips_the_error_filters():
+    handler = AlloErrorHandler(config={}, parameters={})
+    assert handler.interpret_response(_response({"data": []}, 200)).response_action == ResponseAction.SUCCESS
