@@ -8,6 +8,7 @@ interpretation of 4xx answers is ours, because `check` must say exactly what is 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, List, Mapping, Optional, Set
@@ -174,14 +175,24 @@ class AlloApi:
     def from_config(cls, config: Mapping[str, Any]) -> "AlloApi":
         return cls(config.get("api_url") or DEFAULT_API_URL, config["api_key"])
 
-    def get(self, path: str) -> requests.Response:
-        _, response = self._client.send_request(
-            http_method="GET",
-            url=f"{self._base}{path}",
-            request_kwargs={},
-            headers={"Authorization": f"Api-Key {self._api_key}", "Accept": "application/json"},
+    def get(self, path: str, attempts: int = 5) -> requests.Response:
+        """GET with the client's retries; a 200 whose body is not JSON (truncated, a proxy's HTML page) is
+        retried too, then refused: an unreadable list must never pass for an empty one."""
+        for attempt in range(1, attempts + 1):
+            _, response = self._client.send_request(
+                http_method="GET",
+                url=f"{self._base}{path}",
+                request_kwargs={},
+                headers={"Authorization": f"Api-Key {self._api_key}", "Accept": "application/json"},
+            )
+            if not response.ok or _is_json(response):
+                return response
+            self._logger.info(f"Allo returned an unreadable body ({describe_error(response)}); retrying.")
+            time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+        raise AlloApiError(
+            message=f"Allo kept returning an unreadable (non-JSON or truncated) body: {describe_error(response)}. Retry later.",
+            failure_type=FailureType.transient_error,
         )
-        return response
 
     def me(self) -> KeyInfo:
         response = self.get("/v2/api/me")
@@ -222,11 +233,22 @@ class AlloApi:
                 message=message + " Alternatively, list the numbers in the source's `allo_numbers` field.",
                 failure_type=failure,
             )
-        try:
-            rows = response.json().get("data") or []
-        except (ValueError, AttributeError):
-            rows = []
+        rows = response.json().get("data") if isinstance(response.json(), dict) else None
+        if not isinstance(rows, list):
+            raise AlloApiError(
+                message=f"Allo's list of numbers has no `data` list ({describe_error(response)}); refusing to treat it as "
+                "an account without numbers. Retry later, or list the numbers in the source's `allo_numbers` field.",
+                failure_type=FailureType.transient_error,
+            )
         return list(dict.fromkeys(row["number"] for row in rows if isinstance(row, dict) and row.get("number")))
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+        return True
+    except ValueError:
+        return False
 
 
 def _positive_int(value: Any, default: int) -> int:

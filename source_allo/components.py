@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from dataclasses import InitVar, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Union
 
 import orjson
@@ -270,7 +270,14 @@ class AlloPagination(PaginationStrategy):
     `data.metadata(.pagination).total_pages/current_page`, and only without either falls back to the
     short-page rule. It never requests a page past `total_pages`, so a server that keeps answering
     cannot make it loop.
+
+    Rows deleted while a slice is paged shift every later row up: the first rows of the next page slide
+    onto a page already read and would be skipped. When `total_count` drops between two pages, this
+    goes back as many pages as rows vanished and reads on from there (duplicates, never a gap), at
+    most `MAX_REWINDS` times per slice.
     """
+
+    MAX_REWINDS = 5
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
@@ -280,6 +287,9 @@ class AlloPagination(PaginationStrategy):
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._page_size = int(self.page_size)
         self._stream = (parameters or {}).get("name")
+        # One strategy serves every partition of a stream, concurrently: track each slice by its request.
+        self._lock = threading.Lock()
+        self._totals: dict[str, tuple[Optional[int], int]] = {}
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -306,7 +316,17 @@ class AlloPagination(PaginationStrategy):
             last_page_size = served
         has_more, total_pages = _page_metadata(body)
         PROGRESS.page(self._stream, current == self.start_from_page, _row_count(body, total_pages, self._page_size), last_page_size)
-        if last_page_size == 0:
+        rewind_to = self._rewind_after_deletions(response, body, current)
+        if rewind_to is not None:
+            return rewind_to
+        following = self._following_page(current, last_page_size, has_more, total_pages)
+        if following is None:
+            with self._lock:
+                self._totals.pop(_slice_key(response), None)
+        return following
+
+    def _following_page(self, current: int, rows: int, has_more: Optional[bool], total_pages: Optional[int]) -> Optional[int]:
+        if rows == 0:
             return None
         # Allo's `total_pages` counts from 1 even on the 0-indexed v1 API.
         last_page_index = None if total_pages is None else total_pages - 1 + self.start_from_page
@@ -316,7 +336,48 @@ class AlloPagination(PaginationStrategy):
             return current + 1 if has_more else None
         if total_pages is not None:
             return current + 1
-        return current + 1 if last_page_size >= self._page_size else None
+        return current + 1 if rows >= self._page_size else None
+
+
+    def _rewind_after_deletions(self, response: requests.Response, body: Any, current: int) -> Optional[int]:
+        pagination = body.get("pagination") if isinstance(body, dict) else None
+        total = pagination.get("total_count") if isinstance(pagination, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool):
+            return None
+        key = _slice_key(response)
+        with self._lock:
+            if len(self._totals) > 10_000:  # slices that ended long ago
+                self._totals.clear()
+            previous, rewinds = self._totals.get(key, (None, 0))
+            self._totals[key] = (total, rewinds)
+            if previous is None or total >= previous or rewinds >= self.MAX_REWINDS:
+                return None
+            self._totals[key] = (total, rewinds + 1)
+        back = -(-(previous - total) // self._page_size)
+        target = max(self.start_from_page, current - back)
+        logger.info(
+            f"{self._stream or 'stream'}: {previous - total} row(s) disappeared while paging "
+            f"{requests.utils.urlparse(response.url or '').path}; re-reading from page {target} so that no row is skipped."
+        )
+        return target
+
+
+def _slice_key(response: requests.Response) -> str:
+    """The request without its page number: the same for every page of one slice."""
+    request = response.request
+    parts = requests.utils.urlparse(getattr(request, "url", "") or "")
+    query = "&".join(sorted(q for q in parts.query.split("&") if q and not q.startswith("page=")))
+    body = getattr(request, "body", None) or b""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        payload = orjson.loads(body) if body else {}
+        if isinstance(payload, dict):
+            payload.pop("page", None)
+        body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONDecodeError:
+        pass
+    return f"{getattr(request, 'method', '')} {parts.path}?{query} {body}"
 
 
 def _rows_served(body: Any) -> Optional[int]:
@@ -463,6 +524,46 @@ class WindowRecordFilter(RecordFilter):
                 f"{window[0]}..{window[1]}: the server ignored the date filter. They were dropped here and "
                 "are read by the window they belong to."
             )
+
+
+@dataclass
+class SinceBoundRecordFilter(RecordFilter):
+    """Says so, once per sync, when Allo returns conversations older than the `last_activity_since` the
+    connector sent: the server ignored the filter. The cursor (`is_data_feed`) already stops paging
+    there and drops those rows; without this the misbehaviour would go unnoticed."""
+
+    _warned: bool = field(default=False, init=False, repr=False)
+
+    def filter_records(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        stream_state: StreamState,
+        stream_slice: Optional[StreamSlice] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        bound = _instant((stream_slice or {}).get("start_time")) if stream_slice else None
+        for record in records:
+            if bound is not None and not self._warned:
+                seen = _instant(record.get("last_activity"))
+                if seen is not None and seen < bound:
+                    self._warned = True
+                    logger.warning(
+                        f"Allo returned conversations older than the requested last_activity_since filter "
+                        f"({record.get('last_activity')} < {stream_slice.get('start_time')}, number "
+                        f"{(stream_slice.partition or {}).get('allo_number')}): the server ignored the filter. "
+                        "Paging stops at the bound and older rows are not emitted again."
+                    )
+            yield record
+
+
+def _instant(value: Any) -> Optional[datetime]:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _slice_window(stream_slice: Optional[StreamSlice]) -> Optional[tuple[date, date]]:

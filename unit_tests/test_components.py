@@ -236,3 +236,40 @@ def test_record_extractor_reads_v2_and_v1_lists_and_parses_each_page_once():
 def test_a_readable_success_page_skips_the_error_filters():
     handler = AlloErrorHandler(config={}, parameters={})
     assert handler.interpret_response(_response({"data": []}, 200)).response_action == ResponseAction.SUCCESS
+
+
+def test_pagination_goes_back_when_rows_vanish_between_pages():
+    strategy = AlloPagination(config={}, parameters={"name": "conversations"}, page_size=100, start_from_page=1)
+    url = "https://api.withallo.com/v2/api/conversations?allo_number=%2B14155550100&size=100&page={}"
+    page = lambda n, total: _response({"data": [{}] * 100, "pagination": {"page": n, "size": 100, "total_count": total, "total_pages": -(-total // 100), "has_more": n * 100 < total}}, url=url.format(n))
+    assert strategy.next_page_token(page(1, 350), 100, None, 1) == 2
+    # One row read on page 1 was deleted before page 2 was served: page 2's first row is now on page 1.
+    assert strategy.next_page_token(page(2, 349), 100, None, 2) == 1
+    assert strategy.next_page_token(page(1, 349), 100, None, 1) == 2
+    assert strategy.next_page_token(page(2, 349), 100, None, 2) == 3
+    # A different Allo number is a different slice: its counts do not interfere.
+    other = "https://api.withallo.com/v2/api/conversations?allo_number=%2B33187650200&size=100&page={}"
+    assert strategy.next_page_token(_response({"data": [{}] * 100, "pagination": {"page": 1, "total_count": 150, "total_pages": 2, "has_more": True}}, url=other.format(1)), 100, None, 1) == 2
+    assert strategy.next_page_token(page(3, 349), 100, None, 3) == 4
+
+
+def test_pagination_rewinds_a_bounded_number_of_times():
+    strategy = AlloPagination(config={}, parameters={}, page_size=100, start_from_page=1)
+    url = "https://api.withallo.com/v2/api/conversations?allo_number=%2B1&page={}"
+    tokens = []
+    total = 1000
+    for _ in range(20):  # a server whose count keeps shrinking
+        total -= 1
+        body = {"data": [{}] * 100, "pagination": {"page": 2, "total_count": total, "total_pages": 10, "has_more": True}}
+        tokens.append(strategy.next_page_token(_response(body, url=url.format(2)), 100, None, 2))
+    assert tokens.count(1) == AlloPagination.MAX_REWINDS
+
+
+def test_since_filter_warns_once_when_the_server_ignores_it(caplog):
+    from source_allo.components import SinceBoundRecordFilter
+
+    window = StreamSlice(partition={"allo_number": "+1"}, cursor_slice={"start_time": "2026-11-01T00:00:00Z", "end_time": "2026-11-25T00:00:00Z"})
+    rows = [{"last_activity": "2026-11-20T00:00:00Z"}, {"last_activity": "2026-10-01T00:00:00Z"}, {"last_activity": "2026-09-01T00:00:00"}]
+    kept = list(SinceBoundRecordFilter(config={}, condition="", parameters={}).filter_records(rows, {}, window))
+    assert kept == rows  # the cursor drops them; this only reports
+    assert sum("ignored the filter" in r.getMessage() for r in caplog.records) == 1
