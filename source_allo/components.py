@@ -90,6 +90,7 @@ class AlloErrorHandler(DefaultErrorHandler):
                 )
             # A readable 2xx page is a success: the response filters only describe errors, and each
             # of their predicates would parse the whole page again.
+            FAILURE_STREAKS.record_success(_endpoint_of(response_or_exception))
             return ErrorResolution(response_action=ResponseAction.SUCCESS)
         resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.IGNORE and isinstance(response_or_exception, requests.Response):
@@ -132,6 +133,10 @@ class AlloBackoffStrategy(BackoffStrategy):
 
     WaitTimeFromHeader cannot read the body field nor add jitter; and a wait longer than
     `max_wait_seconds` (a daily quota reset, hours away) fails the stream at once instead of sleeping.
+
+    It also bounds the total wait when an endpoint is down: every partition and window retries on its
+    own, so after `max_failure_streak` failures in a row on one endpoint (across all of them) the
+    stream fails instead of spending hours retrying windows one after the other.
     """
 
     config: Config
@@ -139,9 +144,11 @@ class AlloBackoffStrategy(BackoffStrategy):
     max_wait_seconds: Union[int, str] = 120
     base_seconds: float = 1.0
     cap_seconds: float = 60.0
+    max_failure_streak: Union[int, str] = 24
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.max_wait_seconds = int(self.max_wait_seconds)
+        self.max_failure_streak = int(self.max_failure_streak)
 
     def backoff_time(
         self,
@@ -162,6 +169,14 @@ class AlloBackoffStrategy(BackoffStrategy):
             # A little jitter so that parallel workers do not all come back in the same millisecond.
             wait = requested + random.uniform(0.05, 0.25)
         else:
+            streak = FAILURE_STREAKS.record_failure(_endpoint_of(response_or_exception))
+            if streak > self.max_failure_streak:
+                raise AirbyteTracedException(
+                    message=f"Allo failed {streak - 1} requests in a row on this endpoint "
+                    f"({_describe_failure(response_or_exception)}); giving up instead of retrying for hours. "
+                    "The next sync resumes from the saved state.",
+                    failure_type=FailureType.transient_error,
+                )
             exponential = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt_count - 1)))
             wait = max(0.1, random.uniform(0, exponential))
         # The CDK's own retry log says "Rate limit exceeded" whatever happened (a 500, a dropped
@@ -171,6 +186,33 @@ class AlloBackoffStrategy(BackoffStrategy):
             f"Retrying in {wait:.1f} s."
         )
         return wait
+
+
+class FailureStreaks:
+    """Consecutive failed requests per endpoint path, reset by any readable answer from it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streaks: dict[str, int] = {}
+
+    def record_failure(self, endpoint: str) -> int:
+        with self._lock:
+            self._streaks[endpoint] = self._streaks.get(endpoint, 0) + 1
+            return self._streaks[endpoint]
+
+    def record_success(self, endpoint: str) -> None:
+        if self._streaks.get(endpoint):
+            with self._lock:
+                self._streaks[endpoint] = 0
+
+
+FAILURE_STREAKS = FailureStreaks()
+
+
+def _endpoint_of(response_or_exception: Any) -> str:
+    request = getattr(response_or_exception, "request", None)
+    url = getattr(request, "url", None) or getattr(response_or_exception, "url", None) or ""
+    return requests.utils.urlparse(url).path
 
 
 def _describe_failure(response_or_exception: Any) -> str:

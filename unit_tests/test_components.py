@@ -96,7 +96,7 @@ def test_backoff_refuses_to_sleep_for_hours():
 
 
 def test_exponential_backoff_has_jitter_and_a_cap():
-    strategy = AlloBackoffStrategy(config={}, parameters={})
+    strategy = AlloBackoffStrategy(config={}, parameters={}, max_failure_streak=1000)
     waits = {round(strategy.backoff_time(_response({}, 503), 4), 3) for _ in range(20)}
     assert len(waits) > 1  # jittered
     assert all(0 < w <= 8 for w in waits)
@@ -273,3 +273,18 @@ def test_since_filter_warns_once_when_the_server_ignores_it(caplog):
     kept = list(SinceBoundRecordFilter(config={}, condition="", parameters={}).filter_records(rows, {}, window))
     assert kept == rows  # the cursor drops them; this only reports
     assert sum("ignored the filter" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_an_endpoint_that_keeps_failing_is_given_up_on_after_a_bounded_streak():
+    from source_allo.components import FAILURE_STREAKS
+
+    strategy = AlloBackoffStrategy(config={}, parameters={}, max_failure_streak=3)
+    down = lambda: _response({"error": {"code": "INTERNAL_SERVER_ERROR"}}, 503, url="https://api.withallo.com/v2/api/down-endpoint")
+    for attempt in (1, 2, 3):
+        assert strategy.backoff_time(down(), attempt) > 0
+    with pytest.raises(AirbyteTracedException, match="in a row"):
+        strategy.backoff_time(down(), 1)
+    # A readable answer from the endpoint resets the streak.
+    AlloErrorHandler(config={}, parameters={}).interpret_response(_response({"data": []}, url="https://api.withallo.com/v2/api/down-endpoint"))
+    assert strategy.backoff_time(down(), 1) > 0
+    FAILURE_STREAKS.record_success("/v2/api/down-endpoint")
