@@ -222,6 +222,7 @@ def test_incremental_second_sync_emits_the_changes_and_far_fewer_records(fresh_a
 
 def test_a_key_with_only_conversations_read_syncs_conversations_and_warns_once_per_other_stream(fresh_api):
     config = config_for(fresh_api, "conversations_only")
+    fresh_api.reset_stats()
     run = run_source("read", config, catalog_for(ALL_STREAMS, incremental=False))
     assert run.returncode == 0, run.errors()
     by_stream = run.records_by_stream()
@@ -232,9 +233,11 @@ def test_a_key_with_only_conversations_read_syncs_conversations_and_warns_once_p
     for stream in skipped:
         assert sum(f"Skipping stream `{stream}`" in w for w in warnings) == 1, f"expected one warning for {stream}"
         assert stream not in by_stream
-    # Allo documents no scope for analytics: the 403 names it, once, and the stream is skipped.
-    assert sum("/v2/api/analytics/overview" in w and "scope" in w for w in warnings) == 1
+    # Allo documents no scope for analytics: one probe request finds the refusal, the warning names the
+    # scope Allo asked for, and the stream's per-day requests are never sent.
+    assert sum("Skipping stream `team_metrics_daily`" in w and "scope" in w for w in warnings) == 1
     assert "team_metrics_daily" not in by_stream
+    assert fresh_api.stats()["by_endpoint"].get("POST /v2/api/analytics/overview") == 1
 
 
 def test_a_state_in_the_future_reads_nothing_and_keeps_the_state(shared_api):
