@@ -79,6 +79,7 @@ def normalize_config(config: Optional[Mapping[str, Any]]) -> Optional[dict]:
     config["lookback_window_days"] = _integer(config, "lookback_window_days", 1, 0, 30)
     config["conversation_items_window_days"] = _integer(config, "conversation_items_window_days", 30, 1, 366)
     config["num_workers"] = _integer(config, "num_workers", 4, 2, 8)
+    config["request_timeout_seconds"] = _integer(config, "request_timeout_seconds", 60, 1, 600)
     return config
 
 

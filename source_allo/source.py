@@ -47,6 +47,7 @@ class SourceAllo(YamlDeclarativeSource):
         if config:
             # The entrypoint masks the key as the user typed it; mask the bare key too.
             update_secrets([config["api_key"]])
+        self._request_timeout_seconds = (config or {}).get("request_timeout_seconds", 60)
         super().__init__(
             path_to_yaml=MANIFEST_PATH,
             catalog=catalog,
@@ -55,6 +56,12 @@ class SourceAllo(YamlDeclarativeSource):
             config_path=None,  # the normalised config above is the one to use, not the file's
             **kwargs,
         )
+
+    def _read_and_parse_yaml_file(self, path_to_yaml_file: str) -> Any:
+        # The manifest's timeout fields take numbers, not templates: set the configured read timeout here.
+        manifest = super()._read_and_parse_yaml_file(path_to_yaml_file)
+        manifest["definitions"]["requester"]["read_timeout_in_seconds"] = self._request_timeout_seconds
+        return manifest
 
     # ------------------------------------------------------------------------------------------ check
 
