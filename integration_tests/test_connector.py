@@ -271,3 +271,29 @@ def test_long_syncs_report_row_estimates_and_steady_progress(shared_api):
     assert estimates["conversation_items"] == len(shared_api.truth("conversation_items"))
     progress = [line for line in run.logs("INFO") if line.startswith("Progress: ")]
     assert progress and any("of ~" in line for line in progress)
+
+
+def test_requests_use_only_documented_parameters(full_read):
+    """Allo silently ignores unknown body fields, so a stray field would go unnoticed: check every request."""
+    _, stats = full_read
+    allowed_query = {
+        "/v2/api/conversations": {"allo_number", "page", "size", "last_activity_since", "extend"},
+        "/v1/api/calls": {"allo_number", "page", "size"},
+        "/v1/api/contacts": {"page", "size"},
+        "/v2/api/users": {"status"},
+    }
+    allowed_body = {
+        "/v2/api/conversations/items/search": {"sort", "page", "size", "date", "extend"},
+        "/v2/api/crm/people/search": {"page", "size"},
+        "/v2/api/crm/companies/search": {"page", "size"},
+        "/v2/api/crm/deals/search": {"page", "size"},
+        "/v2/api/analytics/overview": {"date"},
+    }
+    for entry in stats["log"]:
+        assert set(entry["query"]) <= allowed_query.get(entry["path"], set()), (entry["path"], entry["query"])
+        body = entry.get("body") or {}
+        assert set(body) <= allowed_body.get(entry["path"], set()), (entry["path"], body)
+        if "date" in body:
+            assert set(body["date"]) == {"from", "to"} and all(len(v) == 10 for v in body["date"].values())
+        if entry["path"] == "/v2/api/conversations/items/search":
+            assert body["sort"] == "DATE_ASC" and body["size"] == 100

@@ -299,6 +299,17 @@ class SyncProgress:
 
 PROGRESS = SyncProgress()
 
+# The paginated endpoints, by the stream that reads them (for progress messages).
+STREAM_BY_PATH = {
+    "/v2/api/conversations": "conversations",
+    "/v2/api/conversations/items/search": "conversation_items",
+    "/v2/api/crm/people/search": "crm_people",
+    "/v2/api/crm/companies/search": "crm_companies",
+    "/v2/api/crm/deals/search": "crm_deals",
+    "/v1/api/contacts": "contacts",
+    "/v1/api/calls": "calls",
+}
+
 # --------------------------------------------------------------------------------------------- paging
 
 
@@ -328,6 +339,8 @@ class AlloPagination(PaginationStrategy):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._page_size = int(self.page_size)
+        # Custom components get no stream name ($parameters would also leak into request bodies):
+        # the progress tracker names a stream by the endpoint it reads.
         self._stream = (parameters or {}).get("name")
         # One strategy serves every partition of a stream, concurrently: track each slice by its request.
         self._lock = threading.Lock()
@@ -357,7 +370,8 @@ class AlloPagination(PaginationStrategy):
         if served is not None:
             last_page_size = served
         has_more, total_pages = _page_metadata(body)
-        PROGRESS.page(self._stream, current == self.start_from_page, _row_count(body, total_pages, self._page_size), last_page_size)
+        stream = self._stream or STREAM_BY_PATH.get(requests.utils.urlparse(response.url or "").path)
+        PROGRESS.page(stream, current == self.start_from_page, _row_count(body, total_pages, self._page_size), last_page_size)
         rewind_to = self._rewind_after_deletions(response, body, current)
         if rewind_to is not None:
             return rewind_to
