@@ -16,6 +16,7 @@ from typing import Any, List, Mapping, Optional, Set
 import requests
 
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import HttpStatusErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
@@ -165,6 +166,11 @@ def explain_auth_failure(response: requests.Response) -> str:
     )
 
 
+# The sync's request budget (the manifest's api_budget), once the streams are built: the numbers listing
+# then counts against the same per-second limits as the streams' own requests.
+SHARED_BUDGET: Optional[APIBudget] = None
+
+
 class AlloApi:
     def __init__(self, api_url: str, api_key: str, logger: Optional[logging.Logger] = None):
         self._base = (api_url or DEFAULT_API_URL).rstrip("/")
@@ -182,6 +188,7 @@ class AlloApi:
             error_handler=HttpStatusErrorHandler(self._logger, mapping, max_retries=5, max_time=timedelta(seconds=300)),
             backoff_strategy=AlloBackoffStrategy(config={}, parameters={}, max_wait_seconds=120),
             request_timeout=(10, 60),
+            api_budget=SHARED_BUDGET,
         )
 
     @classmethod

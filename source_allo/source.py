@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
 
+import requests
+
 from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteMessage,
@@ -20,6 +22,7 @@ from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarat
 from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_allo import allo_api
 from source_allo.allo_api import API_KEYS_PAGE, STREAM_SCOPES, UNDOCUMENTED_SCOPE_PROBES, AlloApi, AlloApiError, KeyInfo
 from source_allo.components import PROGRESS
 from source_allo.config import ConfigError, normalize_config, sanitize_state
@@ -111,6 +114,7 @@ class SourceAllo(YamlDeclarativeSource):
     ) -> Iterator[AirbyteMessage]:
         PROGRESS.reset(self._message_repository, float(os.environ.get("SOURCE_ALLO_PROGRESS_SECONDS", "30")))
         info = AlloApi.from_config(self._config).me()
+        self._me_called = True
         # Pace requests from this key's real limits (read by the manifest's api_budget).
         self._config = {
             **self._config,
@@ -139,6 +143,18 @@ class SourceAllo(YamlDeclarativeSource):
                 failure_type=ConfigError("x").failure_type,
             )
         yield from super().read(logger, self._config, ConfiguredAirbyteCatalog(streams=readable), state)
+
+    def streams(self, config: Mapping[str, Any]) -> List[Any]:
+        streams = super().streams(config)
+        # The CDK builds the manifest's api_budget here and gives it only to the streams' requesters (no
+        # public accessor). Share it with the numbers listing, and count the `me` call already made, so
+        # that the first second of a sync does not exceed the key's limit.
+        budget = getattr(getattr(self, "_constructor", None), "_api_budget", None)
+        if budget is not None and budget is not allo_api.SHARED_BUDGET:
+            allo_api.SHARED_BUDGET = budget
+            if getattr(self, "_me_called", False):
+                budget.acquire_call(requests.Request("GET", f"{self._config.get('api_url')}/v2/api/me").prepare())
+        return streams
 
     # ---------------------------------------------------------------------------------------- helpers
 
