@@ -267,7 +267,8 @@ class AlloApi:
                 message=message + " Alternatively, list the numbers in the source's `allo_numbers` field.",
                 failure_type=failure,
             )
-        rows = response.json().get("data") if isinstance(response.json(), dict) else None
+        body = response.json()
+        rows = body.get("data") if isinstance(body, dict) else None
         if not isinstance(rows, list):
             raise AlloApiError(
                 message=f"Allo's list of numbers has no `data` list ({describe_error(response)}); refusing to treat it as "
