@@ -1,4 +1,4 @@
-from source_allo.run import run
+from source_allo.run import main
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -33,5 +33,5 @@ setup(
     package_data={"source_allo": ["manifest.yaml", "schemas/*.json"]},
     install_requires=MAIN_REQUIREMENTS,
     extras_require={"tests": TEST_REQUIREMENTS},
-    entry_points={"console_scripts": ["source-allo=source_allo.run:run"]},
+    entry_points={"console_scripts": ["source-allo=source_allo.run:main"]},
 )

@@ -4,6 +4,8 @@ clear protocol message instead of a stack trace."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 import traceback
@@ -79,5 +81,16 @@ def run() -> None:
         launch(source, args)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `source-allo` command: `run()`, then leave at once. Every message has been written by then;
+    tearing down the interpreter (freeing the CDK's whole object graph) would add a third of a second
+    to every sync and do nothing else."""
     run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
