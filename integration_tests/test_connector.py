@@ -3,6 +3,8 @@ incremental second sync. Every record is validated against its declared schema a
 fake API's ground truth."""
 
 import datetime
+import json
+import subprocess
 from collections import Counter
 
 import requests
@@ -12,6 +14,7 @@ import pytest
 from integration_tests.conftest import config_for
 from integration_tests.harness import (
     PRIMARY_KEYS,
+    SOURCE_ALLO,
     assert_records_equal_truth,
     assert_records_match_schema,
     catalog_for,
@@ -75,11 +78,28 @@ def test_check_lists_the_streams_a_partial_key_cannot_read(shared_api):
 
 
 def test_check_fails_fast_on_a_bad_config_without_a_stack_trace(shared_api):
+    requests_before = shared_api.stats()["requests"]
     run = run_source("check", config_for(shared_api, allo_numbers=["+1 415 555"]))
     assert run.connection_status()["status"] == "FAILED"
     assert "allo_numbers" in run.connection_status()["message"]
-    assert shared_api.stats()["requests"] == shared_api.stats()["requests"]  # no crash; see next assert
+    assert shared_api.stats()["requests"] == requests_before, "a config that cannot work still reached the API"
     assert "Traceback" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("content, reason", [(None, "No such file or directory"), ("{not json", "not valid JSON")])
+def test_an_unreadable_config_or_catalog_file_is_named_with_what_is_wrong(tmp_path, content, reason):
+    path = tmp_path / "input.json"
+    if content is not None:
+        path.write_text(content)
+    for flag in ("config", "catalog"):
+        other = tmp_path / "other.json"
+        other.write_text("{}")
+        args = ["read", "--config", str(path if flag == "config" else other), "--catalog", str(path if flag == "catalog" else other)]
+        proc = subprocess.run([SOURCE_ALLO, *args], capture_output=True, text=True, timeout=120)
+        errors = [json.loads(line)["trace"]["error"] for line in proc.stdout.splitlines() if '"type":"TRACE"' in line]
+        assert proc.returncode == 1 and errors, proc.stdout[-1000:] + proc.stderr[-1000:]
+        assert f"the {flag} file {path}" in errors[0]["message"] and reason in errors[0]["message"], errors[0]["message"]
+        assert errors[0]["failure_type"] == "config_error" and not errors[0].get("stack_trace")
 
 
 def test_discover_declares_keys_cursors_and_sync_modes(shared_api):
