@@ -512,7 +512,7 @@ class PageAhead:
 
     The CDK reads the pages of one partition strictly one after the other, so a partition moves at one
     page per round trip (~6 pages/s at Allo's latency) and a sync slows down to that pace once only one
-    Allo number or date window is left. Allo pages by number and says how many pages there are, so the
+    Allo number is left. Allo pages by number and says how many pages there are, so the
     following pages can be requested early. No declarative component can do this: it is installed on a
     stream's `SimpleRetriever` in place of its `_fetch_next_page` (see `SourceAllo`), and leaves the
     retriever's own loop (paginator, rewinds, stop conditions, state) untouched.
