@@ -12,6 +12,7 @@ import requests
 import pytest
 
 from integration_tests.conftest import config_for
+from integration_tests.fake_allo_api import Dataset, FakeAlloApi, Knobs
 from integration_tests.harness import (
     PRIMARY_KEYS,
     SOURCE_ALLO,
@@ -317,3 +318,22 @@ def test_requests_use_only_documented_parameters(full_read):
             assert set(body["date"]) == {"from", "to"} and all(len(v) == 10 for v in body["date"].values())
         if entry["path"] == "/v2/api/conversations/items/search":
             assert body["sort"] == "DATE_ASC" and body["size"] == 100
+
+
+def test_one_number_keeps_several_pages_in_flight_and_reads_each_page_once():
+    # A single Allo number with 8 pages, and a key allowed 200 GET/s so that pacing does not interfere:
+    # read one page per round trip it would never have two requests in flight; with pages requested
+    # ahead it has several, and still requests every page exactly once.
+    dataset = Dataset(seed=5, scale="small", numbers=1, conversations=800, items=50, days=30)
+    with FakeAlloApi(dataset=dataset, knobs=Knobs(latency_ms=(60, 80), read_per_second=200)) as api:
+        truth = api.truth("conversations")
+        assert len({r["allo_number"] for r in truth}) == 1 and len(truth) > 700
+        run = run_source("read", config_for(api), catalog_for(["conversations"]))
+        assert run.returncode == 0, [e["message"][:300] for e in run.errors()]
+        log = [e for e in api.stats()["log"] if e["path"] == "/v2/api/conversations"]
+    pages = Counter(e["query"]["page"] for e in log)
+    assert sorted(pages, key=int) == [str(p) for p in range(1, -(-len(truth) // 100) + 1)] and set(pages.values()) == {1}, pages
+    assert len(run.records("conversations")) == len(truth)
+    spans = [(e["t"], e["t"] + e["ms"] / 1000) for e in log]
+    most_in_flight = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert most_in_flight >= 3, f"at most {most_in_flight} page request(s) of the number were in flight at once"
