@@ -4,6 +4,7 @@ clear protocol message instead of a stack trace."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -41,7 +42,12 @@ def _read_file(kind: str, path: Optional[str], reader: Any) -> Any:
     try:
         return reader(path)
     except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else f"not valid JSON ({error})"
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+        elif isinstance(error.__context__, json.JSONDecodeError):  # the CDK re-raises it as a ValueError
+            reason = f"not valid JSON ({error.__context__})"
+        else:  # valid JSON of the wrong shape, e.g. a config that is not an object
+            reason = str(error).rstrip(".")
         raise AirbyteTracedException(
             message=f"Could not read the {kind} file {path}: {reason}. Pass a readable JSON file with --{kind}.",
             failure_type=FailureType.config_error,
