@@ -320,6 +320,23 @@ def test_requests_use_only_documented_parameters(full_read):
             assert body["sort"] == "DATE_ASC" and body["size"] == 100
 
 
+def test_a_read_sends_the_me_call_and_the_numbers_listing_side_by_side():
+    # Every read starts with `GET /v2/api/me` and, for the number-partitioned streams, the list of numbers.
+    # They are sent together at start-up: with 300 ms per answer, the listing arrives before `me` has been
+    # answered (one after the other, it would arrive at least 300 ms later), and each is sent once.
+    dataset = Dataset(seed=5, scale="small", numbers=2, conversations=50, items=20, days=10)
+    with FakeAlloApi(dataset=dataset, knobs=Knobs(latency_ms=(300, 300))) as api:
+        run = run_source("read", config_for(api), catalog_for(["conversations", "calls"]))
+        assert run.returncode == 0, [e["message"][:300] for e in run.errors()]
+        log = api.stats()["log"]
+    by_path = Counter(e["path"] for e in log)
+    assert by_path["/v2/api/me"] == 1 and by_path["/v2/api/numbers"] == 1, by_path
+    me = next(e for e in log if e["path"] == "/v2/api/me")
+    numbers = next(e for e in log if e["path"] == "/v2/api/numbers")
+    assert numbers["t"] < me["t"] + me["ms"] / 1000, "the numbers were listed only after `me` was answered"
+    assert len(run.records("conversations")) == 50
+
+
 def test_one_number_keeps_several_pages_in_flight_and_reads_each_page_once():
     # A single Allo number with 8 pages, and a key allowed 200 GET/s so that pacing does not interfere:
     # read one page per round trip it would never have two requests in flight; with pages requested

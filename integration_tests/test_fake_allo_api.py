@@ -624,6 +624,13 @@ def test_fault_paths_restrict_faults(fresh, fc):
     assert fc.get("/v2/api/me").status_code == 500
 
 
+def test_fault_limit_stops_faults_after_that_many(fresh, fc):
+    fresh.set_knobs(fail_every_n=1, fault_limit=2, fault_paths=["/v2/api/tags"])
+    assert [fc.get("/v2/api/tags").status_code for _ in range(4)] == [500, 500, 200, 200]
+    fresh.set_knobs(fault_limit=1)  # a knob change gives the limit back
+    assert [fc.get("/v2/api/tags").status_code for _ in range(2)] == [500, 200]
+
+
 def test_control_routes_are_never_faulted_nor_counted(fresh, fc):
     fresh.set_knobs(fail_every_n=1, rate_limit_storm=100)
     fresh.reset_stats()

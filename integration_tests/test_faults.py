@@ -256,10 +256,9 @@ TRANSIENT_FAULTS = {
     "dropped_connection_every_4th": (dict(drop_every_n=4), ("Connection aborted", "/v2/api/")),
     "truncated_json_every_4th": (dict(truncate_every_n=4), ("HTTP 200", "not JSON", "/v2/api/")),
     "html_error_page_every_4th": (dict(html_every_n=4, html_status=502), ("HTTP 502", "not JSON", "/v2/api/")),
-    # The list of Allo numbers the conversations partitions come from (/v2/api/me is always the first
-    # eligible request here, so the 2nd, the first GET /v2/api/numbers, is the one hit).
-    "truncated_numbers_list": (dict(truncate_every_n=2, fault_paths=["/v2/api/me", NUMBERS]), ("HTTP 200", "not JSON", NUMBERS)),
-    "html_numbers_list": (dict(html_every_n=2, fault_paths=["/v2/api/me", NUMBERS]), ("HTTP 502", "not JSON", NUMBERS)),
+    # The list of Allo numbers the conversations partitions come from: its first answer only.
+    "truncated_numbers_list": (dict(truncate_every_n=1, fault_limit=1, fault_paths=[NUMBERS]), ("HTTP 200", "not JSON", NUMBERS)),
+    "html_numbers_list": (dict(html_every_n=1, fault_limit=1, fault_paths=[NUMBERS]), ("HTTP 502", "not JSON", NUMBERS)),
 }
 
 

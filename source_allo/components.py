@@ -10,7 +10,7 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Union
@@ -578,6 +578,28 @@ class PageAhead:
 
 _NUMBERS_LOCK = threading.Lock()
 _NUMBERS_CACHE: dict[tuple[str, str], List[str]] = {}
+# Listings started before the streams exist (see list_allo_numbers_early), taken by the first router.
+_NUMBERS_EARLY: dict[tuple[str, str], Future] = {}
+
+
+def _numbers_key(config: Config) -> tuple[str, str]:
+    return (str(config.get("api_url")), str(config.get("api_key")))
+
+
+def list_allo_numbers_early(config: Config) -> bool:
+    """Starts listing the account's numbers on a background thread, for a sync whose partitioned streams
+    will need them: the request then overlaps `GET /v2/api/me` and the building of the streams instead
+    of following them. False when there is nothing to list (numbers configured, or already listed)."""
+    if any(config.get("allo_numbers") or []):
+        return False
+    key = _numbers_key(config)
+    with _NUMBERS_LOCK:
+        if key in _NUMBERS_CACHE or key in _NUMBERS_EARLY:
+            return False
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allo-numbers")
+        _NUMBERS_EARLY[key] = pool.submit(AlloApi.from_config(config).list_allo_numbers)
+        pool.shutdown(wait=False)
+    return True
 
 
 @dataclass
@@ -602,10 +624,13 @@ class AlloNumberPartitionRouter(PartitionRouter):
         configured = [n for n in (self.config.get("allo_numbers") or []) if n]
         if configured:
             return list(dict.fromkeys(configured))
-        key = (str(self.config.get("api_url")), str(self.config.get("api_key")))
+        key = _numbers_key(self.config)
         with _NUMBERS_LOCK:
             if key not in _NUMBERS_CACHE:
-                _NUMBERS_CACHE[key] = AlloApi.from_config(self.config).list_allo_numbers()
+                early = _NUMBERS_EARLY.pop(key, None)
+                # An early listing's error is raised here, as the listing's own would be.
+                numbers = early.result() if early else AlloApi.from_config(self.config).list_allo_numbers()
+                _NUMBERS_CACHE[key] = numbers
             return list(_NUMBERS_CACHE[key])
 
     def stream_slices(self) -> Iterable[StreamSlice]:

@@ -130,6 +130,20 @@ def test_conversations_and_the_other_big_paged_streams_read_pages_ahead():
     assert {name for name, kind in readers.items() if kind == "PageAhead"} == {"conversations", "calls", "contacts"} == set(PAGE_AHEAD_STREAMS)
 
 
+def test_the_streams_that_list_numbers_early_are_those_partitioned_by_number():
+    from source_allo.components import AlloNumberPartitionRouter
+    from source_allo.source import NUMBER_PARTITIONED_STREAMS, SourceAllo
+
+    source = SourceAllo(config={"api_key": "k", "api_url": "http://127.0.0.1:9"})
+    partitioned = set()
+    for stream in source.streams(source._config):
+        slicer = stream._stream_partition_generator._stream_slicer
+        routers = [slicer, getattr(slicer, "_partition_router", None), getattr(slicer, "_stream_slicer", None)]
+        if any(isinstance(router, AlloNumberPartitionRouter) for router in routers):
+            partitioned.add(stream.name)
+    assert partitioned == {"conversations", "calls"} == NUMBER_PARTITIONED_STREAMS
+
+
 # ------------------------------------------------------------------------------------- AddAlloNumber
 
 

@@ -39,6 +39,7 @@ class Knobs:
     drift_during_paging: bool = False           # new activity after each conversations page 1
     drift_items: int = 3                        # how many items each drift adds
     fault_paths: list[str] | None = field(default=None)  # path prefixes faults apply to
+    fault_limit: int | None = None              # at most this many faulty answers after a knob change
 
     def updated(self, **changes: Any) -> "Knobs":
         """A copy with ``changes`` applied; TypeError on an unknown knob, ValueError on a bad value."""
@@ -54,7 +55,7 @@ class Knobs:
             if lo < 0 or hi < lo:
                 raise ValueError("latency_ms must be (low, high) with 0 <= low <= high")
             changes["latency_ms"] = (lo, hi)
-        for name in ("fail_every_n", "slow_every_n", "drop_every_n", "truncate_every_n", "html_every_n"):
+        for name in ("fail_every_n", "slow_every_n", "drop_every_n", "truncate_every_n", "html_every_n", "fault_limit"):
             v = changes.get(name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive integer or None")
@@ -92,11 +93,13 @@ class FaultPlanner:
         self._lock = threading.Lock()
         self.counter = 0
         self.storm_left = 0
+        self.faulty_left: int | None = None
 
     def reset(self, knobs: Knobs) -> None:
         with self._lock:
             self.counter = 0
             self.storm_left = knobs.rate_limit_storm or 0
+            self.faulty_left = knobs.fault_limit
 
     @staticmethod
     def eligible(knobs: Knobs, path: str) -> bool:
@@ -130,6 +133,11 @@ class FaultPlanner:
             d.truncate = True
         if hit(knobs.slow_every_n):
             d.slow = float(knobs.slow_seconds)
+        if d.any and self.faulty_left is not None:
+            with self._lock:
+                if self.faulty_left <= 0:
+                    return FaultDecision()
+                self.faulty_left -= 1
         return d
 
 
