@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Union
+from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Union
 
 import orjson
 import requests
@@ -582,6 +582,14 @@ _NUMBERS_CACHE: dict[tuple[str, str], List[str]] = {}
 _NUMBERS_EARLY: dict[tuple[str, str], Future] = {}
 
 
+def in_background(work: Callable[[], Any], thread_name: str) -> Future:
+    """Runs `work` on a thread of its own, which ends with it; its result or error is the Future's."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+    future = pool.submit(work)
+    pool.shutdown(wait=False)
+    return future
+
+
 def _numbers_key(config: Config) -> tuple[str, str]:
     return (str(config.get("api_url")), str(config.get("api_key")))
 
@@ -596,9 +604,7 @@ def list_allo_numbers_early(config: Config) -> bool:
     with _NUMBERS_LOCK:
         if key in _NUMBERS_CACHE or key in _NUMBERS_EARLY:
             return False
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allo-numbers")
-        _NUMBERS_EARLY[key] = pool.submit(AlloApi.from_config(config).list_allo_numbers)
-        pool.shutdown(wait=False)
+        _NUMBERS_EARLY[key] = in_background(AlloApi.from_config(config).list_allo_numbers, "allo-numbers")
     return True
 
 

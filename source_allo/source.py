@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
@@ -28,7 +28,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_allo import allo_api
 from source_allo.allo_api import API_KEYS_PAGE, STREAM_SCOPES, UNDOCUMENTED_SCOPE_PROBES, AlloApi, AlloApiError, KeyInfo
-from source_allo.components import PROGRESS, PageAhead, list_allo_numbers_early
+from source_allo.components import PROGRESS, PageAhead, in_background, list_allo_numbers_early
 from source_allo.config import ConfigError, normalize_config, sanitize_state
 
 # Absolute, so that a stray manifest.yaml in the working directory is never picked up instead.
@@ -85,9 +85,7 @@ class SourceAllo(YamlDeclarativeSource):
         `read` takes their results; their errors are raised there, as if the calls were made there."""
         if NUMBER_PARTITIONED_STREAMS & {configured.stream.name for configured in catalog.streams}:
             self._numbers_listed_early = list_allo_numbers_early(config)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allo-me")
-        self._key_info_early = pool.submit(AlloApi.from_config(config).me)
-        pool.shutdown(wait=False)
+        self._key_info_early = in_background(AlloApi.from_config(config).me, "allo-me")
 
     def _read_pages_ahead(self) -> None:
         """Builds the streams of PAGE_AHEAD_STREAMS with a PageAhead on their retriever. The CDK has no
