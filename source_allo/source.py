@@ -66,6 +66,7 @@ class SourceAllo(YamlDeclarativeSource):
             update_secrets([config["api_key"]])
         self._request_timeout_seconds = (config or {}).get("request_timeout_seconds", 60)
         self._key_info_early: Optional[Future] = None
+        self._me_called = False
         self._numbers_listed_early = False
         if config and catalog:  # a `read`, the only command given a catalog
             self._start_early_calls(config, catalog)
@@ -203,7 +204,7 @@ class SourceAllo(YamlDeclarativeSource):
         budget = getattr(getattr(self, "_constructor", None), "_api_budget", None)
         if budget is not None and budget is not allo_api.SHARED_BUDGET:
             allo_api.SHARED_BUDGET = budget
-            made = ["/v2/api/me"] if getattr(self, "_me_called", False) else []
+            made = ["/v2/api/me"] if self._me_called else []
             made += ["/v2/api/numbers"] if self._numbers_listed_early else []
             for path in made:
                 budget.acquire_call(requests.Request("GET", f"{self._config.get('api_url')}{path}").prepare())
