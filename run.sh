@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Developer entry point. Needs only Python 3.11 (3.10-3.12) and this repository.
+# Developer entry point. Needs only Python 3.11 (3.10-3.12; the image runs 3.13) and this repository.
 #   ./run.sh demo      set up, start the fake Allo API, sync every stream into ./allo_demo.duckdb, print row counts
 #   ./run.sh test      set up, run the whole test suite (unit, integration, standard, fault, PyAirbyte, container)
 #   ./run.sh bench     set up, run the performance benchmark against the fake API (not part of the tests)
@@ -8,13 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 pick_python() {
+  # Development stays on 3.11. The connector also runs on 3.13 (its image's
+  # Python, see setup.py), but the venv holds the tests extra, whose PyAirbyte
+  # needs Python < 3.13: so 3.10-3.12 here, 3.11 first unless PYTHON says otherwise.
   for candidate in "${PYTHON:-}" python3.11 python3.12 python3.10 python3; do
     if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 \
       && "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] < (3, 13) else 1)'; then
       echo "$candidate"; return
     fi
   done
-  echo "Python 3.10-3.12 is required (3.11 recommended); set PYTHON=/path/to/python3.11" >&2
+  echo "Python 3.10-3.12 is required for the development venv (3.11 recommended; PyAirbyte in the tests needs < 3.13); set PYTHON=/path/to/python3.11" >&2
   exit 1
 }
 
