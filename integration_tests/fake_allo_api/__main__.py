@@ -3,13 +3,15 @@
     python -m integration_tests.fake_allo_api --seed 42 --scale small --latency-ms 100-150
 
 Prints one JSON line ``{"url": ..., "keys": {...}}`` on stdout, then serves
-until SIGTERM/SIGINT. ``--print-config PATH`` also writes a connector config.
+until SIGTERM/SIGINT. ``--print-config PATH`` also writes a connector config
+(creating its folder) before that line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -69,9 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         config = {"api_key": api.keys["full"], "api_url": api.url,
                   "start_date": dataset.start.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        with open(args.print_config, "w", encoding="utf-8") as fh:
+        # Creates the folder (secrets/ on a fresh clone); the file appears whole, once the server listens,
+        # so a script can wait for it before using the config.
+        path = os.path.abspath(args.print_config)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
             json.dump(config, fh, indent=2)
             fh.write("\n")
+        os.replace(path + ".tmp", path)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
