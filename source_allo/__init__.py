@@ -1,9 +1,6 @@
-"""Airbyte source connector for Allo (withallo.com)."""
+"""Airbyte source connector for Allo (withallo.com): `manifest.yaml` and `components.py` are the connector;
+`run.py` is the `source-allo` command that runs them."""
 
-from source_allo import speedups  # must come before anything imports airbyte_cdk
-from source_allo.source import SourceAllo
+from source_allo.run import MANIFEST_PATH, SourceAllo, build_source
 
-speedups.install_fast_timestamp_parsing()
-speedups.install_cached_slice_hash()
-
-__all__ = ["SourceAllo"]
+__all__ = ["MANIFEST_PATH", "SourceAllo", "build_source"]

@@ -1,26 +1,31 @@
-"""Custom components of the source-allo manifest.
+"""Custom components of the source-allo manifest: only what `manifest.yaml` cannot say.
 
-Each class covers one behaviour the declarative framework cannot express; its docstring says which.
-Everything else (auth, retries, cursors, state) stays in `manifest.yaml`.
+This one file serves both runners: the `source-allo` command registers it as
+`source_declarative_manifest.components` (the name the manifest's `class_name`s use), and Airbyte's
+`source-declarative-manifest` runner loads the same text from `__injected_components_py`. So it imports
+nothing from the `source_allo` package, keeps no state between syncs (every component's state lives on
+its own instance, built anew for each source), and touches only public airbyte-cdk interfaces.
 """
 
-from __future__ import annotations
-
+import json
 import logging
 import random
+import re
+import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+import ipaddress
 from dataclasses import InitVar, dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Union
+from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Union
+from urllib.parse import urlsplit
 
-import orjson
 import requests
 
 from airbyte_cdk.models import (
     AirbyteEstimateTraceMessage,
     AirbyteMessage,
+    AirbyteMessageSerializer,
     AirbyteTraceMessage,
     EstimateType,
     FailureType,
@@ -29,192 +34,485 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.extractors.record_filter import RecordFilter
-from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
+from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.requesters.error_handlers.default_error_handler import (
     DefaultErrorHandler,
 )
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
     PaginationStrategy,
 )
-from airbyte_cdk.sources.declarative.transformations import RecordTransformation
+from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
+    ConfigTransformation,
+)
+from airbyte_cdk.sources.declarative.validators.validation_strategy import ValidationStrategy
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     ErrorResolution,
     ResponseAction,
 )
 from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
+from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_allo.allo_api import AlloApi, describe_error
-
 logger = logging.getLogger("airbyte")
+
+API_KEYS_PAGE = "https://web.withallo.com/settings/api"
+DEFAULT_API_URL = "https://api.withallo.com"
+
+
+# ============================================================================================ config
+
+
+_KEY_PREFIX = re.compile(r"^(api-key|bearer)\s+", re.IGNORECASE)
+
+
+@dataclass
+class NormalizeAlloConfig(ConfigTransformation):
+    """Normalises what users paste, before anything reads the config.
+
+    * `api_key`: a leading `Api-Key ` or `Bearer ` (any case) and surrounding blanks are removed, and the
+      bare key is registered as a secret, so that it is masked in every log line like the key as typed.
+    * `api_url`: surrounding blanks and a trailing `/` are removed; empty means Allo's URL.
+    * `start_date`: `YYYY-MM-DD` becomes `YYYY-MM-DDT00:00:00Z`, the one form the cursors read.
+
+    ConfigAddFields could set a field from a template, but not strip a prefix conditionally nor mask the
+    result. It never raises: what is still wrong afterwards is reported by the validations, with the
+    field's name and the fix.
+    """
+
+    def transform(self, config: MutableMapping[str, Any]) -> None:
+        key = config.get("api_key")
+        if isinstance(key, str):
+            bare = _KEY_PREFIX.sub("", key.strip()).strip()
+            config["api_key"] = bare
+            if bare:
+                update_secrets([bare])
+        url = config.get("api_url")
+        if url is None or (isinstance(url, str) and not url.strip()):
+            config["api_url"] = DEFAULT_API_URL
+        elif isinstance(url, str):
+            config["api_url"] = url.strip().rstrip("/")
+        start = config.get("start_date")
+        if isinstance(start, str):
+            start = start.strip()
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", start):
+                start += "T00:00:00Z"
+            config["start_date"] = start
+        if config.get("start_date") in ("", None):
+            config.pop("start_date", None)
+
+
+def _config_error(message: str) -> AirbyteTracedException:
+    return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+
+
+@dataclass
+class ValidApiKey(ValidationStrategy):
+    """The key must be one word once its prefix is removed. The spec's JSON schema can require a string,
+    not say what is wrong with it."""
+
+    def validate(self, value: Any) -> None:
+        if not isinstance(value, str) or not value or value.lower() in ("api-key", "bearer"):
+            raise _config_error(
+                f"The API key (`api_key`) is empty. Paste the key created in Allo under Settings > API ({API_KEYS_PAGE})."
+            )
+        if any(character.isspace() for character in value):
+            raise _config_error(
+                "The API key (`api_key`) is malformed: it must be one word such as `ak_live_...`, optionally "
+                "preceded by `Api-Key `. Paste the key again from Allo's Settings > API page."
+            )
+
+
+@dataclass
+class ValidApiUrl(ValidationStrategy):
+    """`api_url` must be an https URL, or http on a loopback host (a local test server): over plain http to a
+    remote host the key would travel in clear. A pattern cannot tell a loopback address from another."""
+
+    def validate(self, value: Any) -> None:
+        parts = urlsplit(str(value))
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise _config_error(f"`api_url` {value!r} is not an http(s) URL. Leave it empty to use {DEFAULT_API_URL}.")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise _config_error(f"`api_url` must be a base URL such as {DEFAULT_API_URL}, without query or credentials.")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise _config_error(
+                f"`api_url` {value!r} uses plain http:// with a non-local host, which would send the API key in clear. "
+                "Use https://, or http:// only with localhost / 127.0.0.1 (a local test server)."
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ValidStartDate(ValidationStrategy):
+    """`start_date` must be a real UTC date between 2000 and now. The spec's pattern accepts 2026-02-31 and
+    dates in the future; a future start would make every sync silently empty."""
+
+    def validate(self, value: Any) -> None:
+        parsed = parse_instant(value)
+        if parsed is None:
+            raise _config_error(
+                f"`start_date` {value!r} is not a valid date. Use YYYY-MM-DD or YYYY-MM-DDTHH:mm:ssZ (UTC), "
+                "e.g. 2025-01-01 or 2025-01-01T00:00:00Z, or leave it empty."
+            )
+        if parsed > datetime.now(timezone.utc):
+            raise _config_error(f"`start_date` {value!r} is in the future. Use a past date, or leave it empty.")
+        if parsed.year < 2000:
+            raise _config_error(f"`start_date` {value!r} is before 2000. Use the date your Allo history begins, or leave it empty.")
+
+
+# ============================================================================================ timestamps
+
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+def parse_instant(value: Any) -> Optional[datetime]:
+    """An Allo timestamp or date as an aware UTC datetime (zone-less values are UTC), or None."""
+    if not isinstance(value, str) or not _TIMESTAMP.match(value.strip()):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+# ============================================================================================ state
+
+
+@dataclass
+class RepairAlloState(StateMigration):
+    """Makes a saved state safe to resume from: unreadable parts are dropped (read again, never skipped).
+
+    The CDK starts a partition that has no saved cursor at the stream's *global* cursor (`state`), which it
+    keeps beside the per-partition cursors. For an Allo number added since the last sync (to
+    `allo_numbers`, or bought in the workspace) that skips its whole history. And a cursor it cannot
+    parse ends the sync with a system error. This migration runs on every incoming state of the stream
+    (as `AirbyteStateMessage` or dict, whichever the runner passes, the CDK hands it here as a mapping).
+
+    Per-number streams (`per_partition: true`, state before and after)::
+
+        before: {"use_global_cursor": false, "state": {"last_activity": "2026-05-01T10:00:00Z"},
+                 "states": [{"partition": {"allo_number": "+14155550100"},
+                             "cursor": {"last_activity": "2026-05-01T10:00:00Z"}},
+                            {"partition": {"allo_number": "+14155550101"}, "cursor": {"last_activity": "yesterday"}},
+                            {"partition": {"allo_number": "+14155550102"}}],
+                 "lookback_window": 86400}
+        after:  {"use_global_cursor": false,
+                 "states": [{"partition": {"allo_number": "+14155550100"},
+                             "cursor": {"last_activity": "2026-05-01T10:00:00Z"}}],
+                 "lookback_window": 86400}
+
+      +14155550101 and +14155550102 (and any number not listed) start again at `start_date`, each
+      with a warning. A state with no per-number entries but a readable global cursor (the shape of
+      an older release's `conversation_items` state, `{"date": "2026-05-01"}`) is kept as the global
+      cursor, so an upgrade does not re-read history.
+
+    Flat streams (`per_partition: false`)::
+
+        before: {"updated_at": "not a date"}      after: {}          (re-read from the start, warning)
+        before: {"updated_at": "2026-05-01T10:00:00Z"}               (unchanged)
+
+    Anything else (not an object, `states` not a list, another connector's keys) is dropped with a
+    warning naming the stream and what was wrong: that stream is read again from `start_date`.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    stream_name: str = ""
+    cursor_field: str = ""
+    partition_field: str = "allo_number"
+    per_partition: bool = False
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        if isinstance(self.per_partition, str):
+            self.per_partition = self.per_partition.strip().lower() == "true"
+
+    def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
+        return stream_state is not None and stream_state != {}
+
+    def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not isinstance(stream_state, Mapping):
+            return self._drop(f"it is not an object ({_shorten(stream_state)})")
+        if self.per_partition:
+            return self._repair_per_partition(stream_state)
+        return self._repair_flat(stream_state)
+
+    def _repair_flat(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        if self.cursor_field not in stream_state:
+            return self._drop(f"it has no `{self.cursor_field}` cursor ({_shorten(stream_state)})")
+        value = stream_state[self.cursor_field]
+        if parse_instant(value) is None:
+            return self._drop(f"its `{self.cursor_field}` cursor {value!r} is not a date")
+        return {self.cursor_field: value}
+
+    def _repair_per_partition(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        if "states" not in stream_state and "state" not in stream_state:
+            # A flat cursor: the shape an older release saved for conversation_items.
+            flat = self._repair_flat(stream_state)
+            return {"use_global_cursor": False, "states": [], "state": flat} if flat else {}
+        entries = stream_state.get("states", [])
+        if not isinstance(entries, list):
+            return self._drop(f"its `states` is not a list ({_shorten(entries)})")
+        repaired: dict[str, Any] = {"use_global_cursor": False}
+        kept = []
+        for entry in entries:
+            problem = self._entry_problem(entry)
+            if problem:
+                logger.warning(
+                    f"Ignoring part of the saved state of stream `{self.stream_name}`: {problem}. That "
+                    f"{self.partition_field.replace('_', ' ')} is read again from start_date (duplicates, never a gap)."
+                )
+                continue
+            kept.append({
+                "partition": {self.partition_field: entry["partition"][self.partition_field]},
+                "cursor": {self.cursor_field: entry["cursor"][self.cursor_field]},
+            })
+        repaired["states"] = kept
+        if not kept:
+            # No number has a cursor of its own: a readable global cursor is the previous release's state,
+            # the only place its progress is recorded.
+            global_cursor = stream_state.get("state")
+            if isinstance(global_cursor, Mapping) and parse_instant(global_cursor.get(self.cursor_field)) is not None:
+                repaired["state"] = {self.cursor_field: global_cursor[self.cursor_field]}
+        lookback = stream_state.get("lookback_window")
+        if isinstance(lookback, int) and not isinstance(lookback, bool) and lookback >= 0:
+            repaired["lookback_window"] = lookback
+        return repaired
+
+    def _entry_problem(self, entry: Any) -> Optional[str]:
+        if not isinstance(entry, Mapping):
+            return f"an entry is not an object ({_shorten(entry)})"
+        partition, cursor = entry.get("partition"), entry.get("cursor")
+        number = partition.get(self.partition_field) if isinstance(partition, Mapping) else None
+        if not isinstance(number, str) or not number:
+            return f"an entry has no `{self.partition_field}` partition ({_shorten(entry)})"
+        if not isinstance(cursor, Mapping) or self.cursor_field not in cursor:
+            return f"the entry of {number} has no `{self.cursor_field}` cursor"
+        if parse_instant(cursor[self.cursor_field]) is None:
+            return f"the `{self.cursor_field}` cursor {cursor[self.cursor_field]!r} of {number} is not a date"
+        return None
+
+    def _drop(self, problem: str) -> Mapping[str, Any]:
+        logger.warning(
+            f"Ignoring the saved state of stream `{self.stream_name}`: {problem}. The stream is read again from "
+            "start_date (duplicates, never a gap)."
+        )
+        return {}
+
+
+def _shorten(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ============================================================================================ errors
 
 
 _NOT_JSON = object()
 
 
-def _json_or_none(response: requests.Response) -> Optional[Any]:
-    """The parsed body, or None when it is not JSON. Parsed once per response (orjson) and kept on it:
-    the error handler, the paginator and the progress tracker all look at the same page."""
-    cached = getattr(response, "_allo_json", None)
+def parsed_body(response: requests.Response) -> Optional[Any]:
+    """The response's JSON body, or None when it is not JSON. Parsed once and kept on the response (a
+    `requests` object, not the CDK's): the error handler and the paginator look at the same page."""
+    cached = response.__dict__.get("_allo_json")
     if cached is None:
         try:
-            cached = orjson.loads(response.content)
-        except (orjson.JSONDecodeError, TypeError):
+            cached = json.loads(response.content)
+        except (ValueError, TypeError):
             cached = _NOT_JSON
-        response._allo_json = cached  # type: ignore[attr-defined]
+        response.__dict__["_allo_json"] = cached
     return None if cached is _NOT_JSON else cached
 
 
-# --------------------------------------------------------------------------------------------- errors
+def describe_error(response: requests.Response) -> str:
+    """`GET /v2/api/numbers -> HTTP 403 API_KEY_INSUFFICIENT_SCOPE (request_id req_x): message`.
+
+    What Allo support asks for, from either error envelope (v2 `error{}`, v1 `code`/`details`); never
+    the query string, the headers or the key.
+    """
+    request = response.request
+    method = getattr(request, "method", None) or "GET"
+    path = urlsplit(getattr(request, "url", None) or response.url or "").path
+    code, request_id, message = None, response.headers.get("X-Request-Id"), None
+    body = parsed_body(response)
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code, message = error.get("code"), error.get("message")
+            request_id = error.get("request_id") or request_id
+        elif isinstance(body.get("code"), str):
+            code = body["code"]
+            details = body.get("details")
+            if isinstance(details, list) and details and isinstance(details[0], dict):
+                message = details[0].get("message")
+    text = f"{method} {path} -> HTTP {response.status_code}"
+    if code:
+        text += f" {code}"
+    if request_id:
+        text += f" (request_id {request_id})"
+    if message:
+        text += f": {message}"
+    elif body is None:
+        text += " (body is not JSON)"
+    return text
+
+
+def _connection_problem(error: Exception) -> Optional[str]:
+    """Why a connection could not be opened at all, when that is the problem; None for a timeout or a
+    connection that broke mid-answer (worth retrying)."""
+    if isinstance(error, requests.exceptions.Timeout) or not isinstance(error, requests.exceptions.ConnectionError):
+        return None
+    text = str(error)
+    for marker, reason in (
+        ("Connection refused", "the connection was refused"),
+        ("Name or service not known", "the host name could not be resolved"),
+        ("nodename nor servname", "the host name could not be resolved"),
+        ("Temporary failure in name resolution", "the host name could not be resolved"),
+        ("No address associated", "the host name could not be resolved"),
+        ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate is not trusted"),
+    ):
+        if marker in text:
+            return reason
+    return None
 
 
 @dataclass
 class AlloErrorHandler(DefaultErrorHandler):
-    """DefaultErrorHandler plus two things the manifest cannot say.
+    """The manifest's DefaultErrorHandler (its response filters and backoff strategies) plus what a filter
+    cannot express:
 
-    * A 200 whose body is not JSON (a truncated body, a proxy's HTML error page) is retried instead of
-      failing the sync in the JSON decoder.
-    * Every error message names the endpoint, the HTTP status, Allo's error `code` and `request_id`
-      (what Allo support asks for), whichever envelope (v1 or v2) the endpoint uses.
+    * a 2xx whose body is not JSON (a truncated body, a proxy's HTML page) is retried, not fed to the
+      JSON decoder: a filter sees such a body as an empty `response` and cannot tell it from `{}`;
+    * a URL that refuses connections or does not resolve fails at once with a config error naming the
+      URL (it is almost always a wrong `api_url`), instead of minutes of retries ending in the CDK's
+      "Exhausted available request attempts"; a timeout is still retried;
+    * every error message names the endpoint, the HTTP status, Allo's `code` and `request_id`;
+    * an ignored answer (a scope the key lacks) is logged as one warning per stream, not one per request;
+      during the connection check (`fail_on_missing_scope`, set by the manifest's `config_overrides`) it
+      fails instead: a response filter's predicate is not given the config, so it cannot tell the two apart.
     """
+
+    stream_name: str = ""
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        self.stream_name = self.stream_name or (parameters or {}).get("name", "")
+        self._warned = False
+        self._lock = threading.Lock()
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
         if isinstance(response_or_exception, requests.Response) and response_or_exception.ok:
-            if _json_or_none(response_or_exception) is None:
+            if parsed_body(response_or_exception) is None:
                 return ErrorResolution(
                     response_action=ResponseAction.RETRY,
                     failure_type=FailureType.transient_error,
-                    error_message=f"Allo returned an unreadable (non-JSON or truncated) body: "
-                    f"{describe_error(response_or_exception)}.",
+                    error_message=f"Allo returned an unreadable (non-JSON or truncated) body: {describe_error(response_or_exception)}.",
                 )
-            # A readable 2xx page is a success: the response filters only describe errors, and each
-            # of their predicates would parse the whole page again.
-            FAILURE_STREAKS.record_success(_endpoint_of(response_or_exception))
+            for strategy in self.backoff_strategies or []:
+                if isinstance(strategy, AlloBackoffStrategy):
+                    strategy.reset_streak()
             return ErrorResolution(response_action=ResponseAction.SUCCESS)
+        if isinstance(response_or_exception, Exception):
+            reason = _connection_problem(response_or_exception)
+            if reason:
+                url = self.config.get("api_url") or DEFAULT_API_URL
+                return ErrorResolution(
+                    response_action=ResponseAction.FAIL,
+                    failure_type=FailureType.config_error,
+                    error_message=f"Could not connect to the Allo API at {url}: {reason}. Check the source's API URL "
+                    f"(`api_url`; leave it empty for {DEFAULT_API_URL}) and that this machine can reach it.",
+                )
         resolution = super().interpret_response(response_or_exception)
-        if resolution.response_action == ResponseAction.IGNORE and isinstance(response_or_exception, requests.Response):
-            self._warn_once(response_or_exception, resolution.error_message)
-        if (
-            isinstance(response_or_exception, requests.Response)
-            and resolution.response_action in (ResponseAction.FAIL, ResponseAction.RETRY)
-            and not response_or_exception.ok
-        ):
+        if not isinstance(response_or_exception, requests.Response):
+            return resolution
+        if resolution.response_action == ResponseAction.IGNORE:
+            message = resolution.error_message or describe_error(response_or_exception)
+            if self.config.get("fail_on_missing_scope"):
+                # The connection check (the manifest's `config_overrides`) reports the scope it lacks.
+                return ErrorResolution(
+                    response_action=ResponseAction.FAIL, failure_type=FailureType.config_error, error_message=message
+                )
+            self._warn_once(message)
+            return resolution
+        if resolution.response_action in (ResponseAction.FAIL, ResponseAction.RETRY) and not response_or_exception.ok:
             detail = describe_error(response_or_exception)
-            message = resolution.error_message or "Allo request failed."
+            message = (resolution.error_message or "Allo request failed.").strip()
             if detail not in message:
-                message = f"{message.rstrip()} [{detail}]"
+                message = f"{message} [{detail}]"
             resolution = ErrorResolution(
-                response_action=resolution.response_action,
-                failure_type=resolution.failure_type,
-                error_message=message,
+                response_action=resolution.response_action, failure_type=resolution.failure_type, error_message=message
             )
         return resolution
 
-
-    def _warn_once(self, response: requests.Response, message: Optional[str]) -> None:
-        # One warning per endpoint, not one per page or per Allo number.
-        path = requests.utils.urlparse(response.url or "").path
-        with _WARNED_LOCK:
-            if path in _WARNED_PATHS:
+    def _warn_once(self, message: str) -> None:
+        with self._lock:
+            if self._warned:
                 return
-            _WARNED_PATHS.add(path)
-        logger.warning(message or f"Skipping {path}: {describe_error(response)}")
-
-
-_WARNED_LOCK = threading.Lock()
-_WARNED_PATHS: set = set()
+            self._warned = True
+        logger.warning(f"Stream `{self.stream_name}`: {message}")
 
 
 @dataclass
 class AlloBackoffStrategy(BackoffStrategy):
-    """Waits as Allo asks (`Retry-After` header, else `error.retry_after_seconds` in the body), then
-    exponential backoff with full jitter.
+    """Exponential backoff with full jitter, and a bound on the total time spent retrying one endpoint.
 
-    WaitTimeFromHeader cannot read the body field nor add jitter; and a wait longer than
-    `max_wait_seconds` (a daily quota reset, hours away) fails the stream at once instead of sleeping.
-
-    It also bounds the total wait when an endpoint is down: every partition and window retries on its
-    own, so after `max_failure_streak` failures in a row on one endpoint (across all of them) the
-    stream fails instead of spending hours retrying windows one after the other.
+    Comes after WaitTimeFromHeader / WaitTimeFromResponse (the waits Allo asks for). The CDK's
+    ExponentialBackoffStrategy has no jitter (parallel partitions come back in the same millisecond) and
+    no bound across partitions: every Allo number, date window and day retries on its own, so while Allo
+    is down a sync would sleep for hours. After `max_failure_streak` failures in a row on this stream
+    (any readable answer resets the count) the stream fails with a transient error; its finished
+    partitions' state is already saved.
     """
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
-    max_wait_seconds: Union[int, str] = 120
-    base_seconds: float = 1.0
-    cap_seconds: float = 60.0
+    base_seconds: Union[float, str] = 1.0
+    cap_seconds: Union[float, str] = 60.0
     max_failure_streak: Union[int, str] = 24
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self.max_wait_seconds = int(self.max_wait_seconds)
+        self.base_seconds = float(self.base_seconds)
+        self.cap_seconds = float(self.cap_seconds)
         self.max_failure_streak = int(self.max_failure_streak)
+        self._streak = 0
+        self._lock = threading.Lock()
 
     def backoff_time(
         self,
         response_or_exception: Optional[Union[requests.Response, requests.RequestException]],
         attempt_count: int,
     ) -> Optional[float]:
-        requested = None
-        if isinstance(response_or_exception, requests.Response):
-            requested = _requested_wait(response_or_exception)
-        if requested is not None:
-            if requested > self.max_wait_seconds:
-                raise AirbyteTracedException(
-                    message=f"Allo asked to wait {requested:.0f} s before retrying "
-                    f"({describe_error(response_or_exception)}), longer than the {self.max_wait_seconds} s "
-                    "this connector waits inside a sync. The next sync resumes from the saved state.",
-                    failure_type=FailureType.transient_error,
-                )
-            # A little jitter so that parallel workers do not all come back in the same millisecond.
-            wait = requested + random.uniform(0.05, 0.25)
-        else:
-            streak = FAILURE_STREAKS.record_failure(_endpoint_of(response_or_exception))
-            if streak > self.max_failure_streak:
-                raise AirbyteTracedException(
-                    message=f"Allo failed {streak - 1} requests in a row on this endpoint "
-                    f"({_describe_failure(response_or_exception)}); giving up instead of retrying for hours. "
-                    "The next sync resumes from the saved state.",
-                    failure_type=FailureType.transient_error,
-                )
-            exponential = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt_count - 1)))
-            wait = max(0.1, random.uniform(0, exponential))
-        # The CDK's own retry log says "Rate limit exceeded" whatever happened (a 500, a dropped
-        # connection, a truncated body): say what Allo actually answered.
-        logger.info(
-            f"Allo request failed (attempt {attempt_count}): {_describe_failure(response_or_exception)}. "
-            f"Retrying in {wait:.1f} s."
-        )
+        with self._lock:
+            self._streak += 1
+            streak = self._streak
+        what = _describe_failure(response_or_exception)
+        if streak > self.max_failure_streak:
+            raise AirbyteTracedException(
+                message=f"Allo failed {streak - 1} requests in a row ({what}); giving up instead of retrying for hours. "
+                "The next sync resumes from the saved state.",
+                failure_type=FailureType.transient_error,
+            )
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt_count - 1)))
+        wait = max(0.1, random.uniform(0, ceiling))
+        # The CDK's own retry line says "Rate limit exceeded" whatever happened: say what Allo answered.
+        logger.info(f"Allo request failed (attempt {attempt_count}): {what}. Retrying in {wait:.1f} s.")
         return wait
 
-
-class FailureStreaks:
-    """Consecutive failed requests per endpoint path, reset by any readable answer from it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streaks: dict[str, int] = {}
-
-    def record_failure(self, endpoint: str) -> int:
+    def reset_streak(self) -> None:
         with self._lock:
-            self._streaks[endpoint] = self._streaks.get(endpoint, 0) + 1
-            return self._streaks[endpoint]
-
-    def record_success(self, endpoint: str) -> None:
-        if self._streaks.get(endpoint):
-            with self._lock:
-                self._streaks[endpoint] = 0
-
-
-FAILURE_STREAKS = FailureStreaks()
-
-
-def _endpoint_of(response_or_exception: Any) -> str:
-    request = getattr(response_or_exception, "request", None)
-    url = getattr(request, "url", None) or getattr(response_or_exception, "url", None) or ""
-    return requests.utils.urlparse(url).path
+            self._streak = 0
 
 
 def _describe_failure(response_or_exception: Any) -> str:
@@ -223,130 +521,54 @@ def _describe_failure(response_or_exception: Any) -> str:
     request = getattr(response_or_exception, "request", None)
     where = ""
     if request is not None and getattr(request, "url", None):
-        where = f"{request.method} {requests.utils.urlparse(request.url).path} -> "
-    return f"{where}no answer ({type(response_or_exception).__name__}: {response_or_exception})"
+        where = f"{request.method} {urlsplit(request.url).path} -> "
+    return f"{where}no answer ({type(response_or_exception).__name__})"
 
 
-def _requested_wait(response: requests.Response) -> Optional[float]:
-    header = response.headers.get("Retry-After")
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            pass
-    body = _json_or_none(response)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        seconds = body["error"].get("retry_after_seconds")
-        if isinstance(seconds, (int, float)):
-            return max(0.0, float(seconds))
-    return None
-
-
-
-# --------------------------------------------------------------------------------------------- progress
-
-
-class SyncProgress:
-    """Row estimates and a steady progress log for long syncs.
-
-    Allo's first page of every slice says how many rows the slice holds (`total_count`, or
-    `total_pages` on v1); the sum per stream is sent as the protocol's ESTIMATE trace message, and a
-    log line every `interval_seconds` says how far each stream is. Estimates go through the source's
-    message repository (set by SourceAllo), so they come out in order with the records.
-    """
-
-    def __init__(self, interval_seconds: float = 30.0):
-        self.interval_seconds = interval_seconds
-        self.repository = None
-        self._lock = threading.Lock()
-        self._estimate: dict[str, int] = {}
-        self._seen: dict[str, int] = {}
-        self._last_log = time.monotonic()
-
-    def reset(self, repository: Any, interval_seconds: float) -> None:
-        with self._lock:
-            self.repository, self.interval_seconds = repository, interval_seconds
-            self._estimate.clear()
-            self._seen.clear()
-            self._last_log = time.monotonic()
-
-    def page(self, stream: Optional[str], first_page_of_slice: bool, rows_in_slice: Optional[int], rows_on_page: int) -> None:
-        if not stream or self.repository is None:
-            return
-        estimate_message = log_line = None
-        with self._lock:
-            self._seen[stream] = self._seen.get(stream, 0) + rows_on_page
-            if first_page_of_slice and rows_in_slice is not None:
-                self._estimate[stream] = self._estimate.get(stream, 0) + rows_in_slice
-                estimate_message = AirbyteMessage(
-                    type=Type.TRACE,
-                    trace=AirbyteTraceMessage(
-                        type=TraceType.ESTIMATE,
-                        emitted_at=time.time() * 1000,
-                        estimate=AirbyteEstimateTraceMessage(name=stream, type=EstimateType.STREAM, row_estimate=self._estimate[stream]),
-                    ),
-                )
-            now = time.monotonic()
-            if now - self._last_log >= self.interval_seconds:
-                self._last_log = now
-                log_line = "Progress: " + ", ".join(
-                    f"{name} {seen:,} of ~{self._estimate[name]:,} records" if self._estimate.get(name) else f"{name} {seen:,} records"
-                    for name, seen in sorted(self._seen.items())
-                )
-        if estimate_message is not None:
-            self.repository.emit_message(estimate_message)
-        if log_line is not None:
-            logger.info(log_line)
-
-
-PROGRESS = SyncProgress()
-
-# The paginated endpoints, by the stream that reads them (for progress messages).
-STREAM_BY_PATH = {
-    "/v2/api/conversations": "conversations",
-    "/v2/api/conversations/items/search": "conversation_items",
-    "/v2/api/crm/people/search": "crm_people",
-    "/v2/api/crm/companies/search": "crm_companies",
-    "/v2/api/crm/deals/search": "crm_deals",
-    "/v1/api/contacts": "contacts",
-    "/v1/api/calls": "calls",
-}
-
-# --------------------------------------------------------------------------------------------- paging
+# ============================================================================================ paging
 
 
 @dataclass
 class AlloPagination(PaginationStrategy):
-    """Page-number pagination that trusts Allo's own page metadata.
+    """Page-number pagination that trusts Allo's own page metadata, reading one page after the other.
 
-    PageIncrement stops only on a short page (one wasted request whenever the total is a multiple of
-    the page size, and each request may count against a daily quota); CursorPagination cannot fall back
-    when metadata is missing. This reads v2 `pagination.has_more/total_pages`, v1
-    `data.metadata(.pagination).total_pages/current_page`, and only without either falls back to the
-    short-page rule. It never requests a page past `total_pages`, so a server that keeps answering
-    cannot make it loop.
+    * Stops on v2 `pagination.has_more` / `total_pages`, or v1 `data.metadata(.pagination).total_pages`;
+      falls back to a short page only when the answer has no metadata. PageIncrement stops only on a
+      short page (one wasted request whenever the total is a multiple of 100, on a daily quota), and
+      CursorPagination cannot fall back, nor cap the page number at `total_pages`.
+    * Counts the rows Allo sent, not the rows the record filter kept: a page whose rows were all
+      dropped is not the end of the list.
+    * Rows deleted while a list is paged move every later row up onto a page already read. When v2
+      `total_count` drops between two pages, this goes back as many pages as rows vanished and reads on
+      from there (duplicates, never a gap), at most `MAX_REWINDS` times per list.
+    * Reports progress: Allo's first page of each list says how many rows it holds; the sum per stream
+      is sent as the protocol's ESTIMATE message, and a log line every 30 s says how far each stream is.
 
-    Rows deleted while a slice is paged shift every later row up: the first rows of the next page slide
-    onto a page already read and would be skipped. When `total_count` drops between two pages, this
-    goes back as many pages as rows vanished and reads on from there (duplicates, never a gap), at
-    most `MAX_REWINDS` times per slice.
+    The next page is only ever asked for once the previous one has been answered (the CDK's paginator
+    loop): Allo sorts newest first, and a page answered before the one above it would miss the rows
+    that moved across their boundary in between.
     """
 
     MAX_REWINDS = 5
+    PROGRESS_LOG_SECONDS = 30.0
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
     page_size: Union[int, str] = 100
-    start_from_page: int = 1
+    start_from_page: Union[int, str] = 1
+    stream_name: str = ""
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.stream_name = self.stream_name or (parameters or {}).get("name", "")
         self._page_size = int(self.page_size)
-        # Custom components get no stream name ($parameters would also leak into request bodies):
-        # the progress tracker names a stream by the endpoint it reads.
-        self._stream = (parameters or {}).get("name")
-        # One strategy serves every partition of a stream, concurrently: track each slice by its request.
+        self.start_from_page = int(self.start_from_page)
+        # One strategy serves every partition of its stream, from several threads: lists are told apart
+        # by their request without its page number.
         self._lock = threading.Lock()
-        self._totals: dict[str, tuple[Optional[int], int]] = {}
+        self._totals: dict[str, tuple[int, int]] = {}
+        self._estimate = 0
+        self._seen = 0
+        self._last_log = time.monotonic()
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -365,30 +587,27 @@ class AlloPagination(PaginationStrategy):
         stream_slice: Optional[StreamSlice] = None,
     ) -> Optional[Any]:
         current = self.start_from_page if last_page_token_value is None else int(last_page_token_value)
-        body = _json_or_none(response)
-        # `last_page_size` counts the records left after the record filter: a page whose rows were all
-        # dropped (e.g. outside the requested window) is not the end of the data. Count what Allo sent.
+        body = parsed_body(response)
         served = _rows_served(body)
         if served is not None:
             last_page_size = served
         has_more, total_pages = _page_metadata(body)
-        stream = self._stream or STREAM_BY_PATH.get(requests.utils.urlparse(response.url or "").path)
-        PROGRESS.page(stream, current == self.start_from_page, _row_count(body, total_pages, self._page_size), last_page_size)
+        self._progress(current == self.start_from_page, _row_count(body, total_pages, self._page_size), last_page_size)
         rewind_to = self._rewind_after_deletions(response, body, current)
         if rewind_to is not None:
             return rewind_to
         following = self._following_page(current, last_page_size, has_more, total_pages)
         if following is None:
             with self._lock:
-                self._totals.pop(_slice_key(response), None)
+                self._totals.pop(_list_key(response), None)
         return following
 
     def _following_page(self, current: int, rows: int, has_more: Optional[bool], total_pages: Optional[int]) -> Optional[int]:
         if rows == 0:
             return None
         # Allo's `total_pages` counts from 1 even on the 0-indexed v1 API.
-        last_page_index = None if total_pages is None else total_pages - 1 + self.start_from_page
-        if last_page_index is not None and current >= last_page_index:
+        last_page = None if total_pages is None else total_pages - 1 + self.start_from_page
+        if last_page is not None and current >= last_page:
             return None
         if has_more is not None:
             return current + 1 if has_more else None
@@ -396,16 +615,13 @@ class AlloPagination(PaginationStrategy):
             return current + 1
         return current + 1 if rows >= self._page_size else None
 
-
     def _rewind_after_deletions(self, response: requests.Response, body: Any, current: int) -> Optional[int]:
         pagination = body.get("pagination") if isinstance(body, dict) else None
         total = pagination.get("total_count") if isinstance(pagination, dict) else None
         if not isinstance(total, int) or isinstance(total, bool):
             return None
-        key = _slice_key(response)
+        key = _list_key(response)
         with self._lock:
-            if len(self._totals) > 10_000:  # slices that ended long ago
-                self._totals.clear()
             previous, rewinds = self._totals.get(key, (None, 0))
             self._totals[key] = (total, rewinds)
             if previous is None or total >= previous or rewinds >= self.MAX_REWINDS:
@@ -414,26 +630,56 @@ class AlloPagination(PaginationStrategy):
         back = -(-(previous - total) // self._page_size)
         target = max(self.start_from_page, current - back)
         logger.info(
-            f"{self._stream or 'stream'}: {previous - total} row(s) disappeared while paging "
-            f"{requests.utils.urlparse(response.url or '').path}; re-reading from page {target} so that no row is skipped."
+            f"{self.stream_name}: {previous - total} row(s) disappeared while paging "
+            f"{urlsplit(response.url or '').path}; re-reading from page {target} so that no row is skipped."
         )
         return target
 
+    def _progress(self, first_page: bool, rows_in_list: Optional[int], rows_on_page: int) -> None:
+        estimate = log_line = None
+        with self._lock:
+            self._seen += rows_on_page
+            if first_page and rows_in_list is not None:
+                self._estimate += rows_in_list
+                estimate = self._estimate
+            now = time.monotonic()
+            if now - self._last_log >= self.PROGRESS_LOG_SECONDS:
+                self._last_log = now
+                log_line = f"Progress: {self.stream_name} {self._seen:,} of ~{max(self._estimate, self._seen):,} records."
+        if estimate is not None and self.stream_name:
+            _emit_estimate(self.stream_name, estimate)
+        if log_line:
+            logger.info(log_line)
 
-def _slice_key(response: requests.Response) -> str:
-    """The request without its page number: the same for every page of one slice."""
+
+def _emit_estimate(stream: str, rows: int) -> None:
+    """Writes an ESTIMATE trace message on the protocol's channel, stdout. A component is handed no message
+    repository; the runner's stdout (the CDK's print buffer under `launch`) takes one whole line per write."""
+    message = AirbyteMessage(
+        type=Type.TRACE,
+        trace=AirbyteTraceMessage(
+            type=TraceType.ESTIMATE,
+            emitted_at=time.time() * 1000,
+            estimate=AirbyteEstimateTraceMessage(name=stream, type=EstimateType.STREAM, row_estimate=rows),
+        ),
+    )
+    sys.stdout.write(json.dumps(AirbyteMessageSerializer.dump(message)) + "\n")
+
+
+def _list_key(response: requests.Response) -> str:
+    """The request without its page number: the same for every page of one list."""
     request = response.request
-    parts = requests.utils.urlparse(getattr(request, "url", "") or "")
+    parts = urlsplit(getattr(request, "url", "") or "")
     query = "&".join(sorted(q for q in parts.query.split("&") if q and not q.startswith("page=")))
     body = getattr(request, "body", None) or b""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     try:
-        payload = orjson.loads(body) if body else {}
+        payload = json.loads(body) if body else {}
         if isinstance(payload, dict):
             payload.pop("page", None)
-        body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
-    except orjson.JSONDecodeError:
+        body = json.dumps(payload, sort_keys=True)
+    except ValueError:
         pass
     return f"{getattr(request, 'method', '')} {parts.path}?{query} {body}"
 
@@ -452,7 +698,7 @@ def _rows_served(body: Any) -> Optional[int]:
 
 
 def _row_count(body: Any, total_pages: Optional[int], page_size: int) -> Optional[int]:
-    """Rows in the whole slice: v2 `total_count`; v1 only says pages, so an upper bound."""
+    """Rows in the whole list: v2 `total_count`; v1 only says pages, so an upper bound."""
     pagination = body.get("pagination") if isinstance(body, dict) else None
     if isinstance(pagination, dict) and isinstance(pagination.get("total_count"), int):
         return pagination["total_count"]
@@ -471,215 +717,23 @@ def _page_metadata(body: Any) -> tuple[Optional[bool], Optional[int]]:
             pagination = metadata.get("pagination") if isinstance(metadata.get("pagination"), dict) else metadata
     if not isinstance(pagination, dict):
         return None, None
-    has_more = pagination.get("has_more")
-    total_pages = pagination.get("total_pages")
+    has_more, total_pages = pagination.get("has_more"), pagination.get("total_pages")
     return (
         has_more if isinstance(has_more, bool) else None,
         total_pages if isinstance(total_pages, int) and not isinstance(total_pages, bool) else None,
     )
 
 
-# --------------------------------------------------------------------------------------------- records
-
-
-@dataclass
-class AddAlloNumber(RecordTransformation):
-    """Adds the partition's Allo number to each record (`allo_number`, a string).
-
-    AddFields would do it with a Jinja template rendered for every record, a tenth of the CPU of a
-    conversations sync; this reads the partition directly.
-    """
-
-    def transform(
-        self,
-        record: MutableMapping[str, Any],
-        config: Optional[Config] = None,
-        stream_state: Optional[StreamState] = None,
-        stream_slice: Optional[StreamSlice] = None,
-    ) -> None:
-        number = (stream_slice.partition if stream_slice is not None else {}).get("allo_number")
-        record["allo_number"] = None if number is None else str(number)
-
-
-# ------------------------------------------------------------------------------------ pages read ahead
-
-
-_PAGE_AHEAD_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="allo-page-ahead")
-
-
-class PageAhead:
-    """Requests the next pages of a slice while the reader is still on the current one.
-
-    The CDK reads the pages of one partition strictly one after the other, so a partition moves at one
-    page per round trip (~6 pages/s at Allo's latency) and a sync slows down to that pace once only one
-    Allo number is left. Allo pages by number and says how many pages there are, so the
-    following pages can be requested early. No declarative component can do this: it is installed on a
-    stream's `SimpleRetriever` in place of its `_fetch_next_page` (see `SourceAllo`), and leaves the
-    retriever's own loop (paginator, rewinds, stop conditions, state) untouched.
-
-    Correctness does not depend on it: requests go through the stream's own requester (same budget,
-    retries and errors), and the reader still receives every page in order and decides alone what comes
-    next. Pages are read ahead only once the reader asks for page 2 (a data feed that stops on page 1
-    costs nothing extra), never past `total_pages`, and at most `depth` ahead; when the reader asks for a
-    page that was not predicted (a rewind after deletions, a new slice), the predictions are dropped.
-    """
-
-    def __init__(self, fetch_page: Any, first_page: int, depth: int):
-        self._fetch_page = fetch_page  # the retriever's own `_fetch_next_page`
-        self._first_page = first_page
-        self.depth = depth
-        self._local = threading.local()  # one slice at a time per worker thread
-
-    def __call__(
-        self,
-        stream_slice: StreamSlice,
-        next_page_token: Optional[Mapping[str, Any]] = None,
-        page_size_override: Optional[int] = None,
-    ) -> Optional[requests.Response]:
-        page = (next_page_token or {}).get("next_page_token")
-        ahead = self._ahead_for(stream_slice)
-        if page_size_override is not None or not isinstance(page, int):
-            self._drop(ahead)
-            return self._fetch_page(stream_slice, next_page_token, page_size_override)
-        future = ahead["pages"].pop(page, None)
-        if future is None:
-            self._drop(ahead)
-        if page > self._first_page and ahead["last_page"] is not None:
-            for following in range(max(page + 1, ahead["scheduled_to"] + 1), min(page + self.depth, ahead["last_page"]) + 1):
-                ahead["pages"][following] = _PAGE_AHEAD_POOL.submit(
-                    self._fetch_page, stream_slice, {"next_page_token": following}
-                )
-                ahead["scheduled_to"] = following
-        response = future.result() if future is not None else self._fetch_page(stream_slice, next_page_token)
-        _, total_pages = _page_metadata(_json_or_none(response)) if response is not None else (None, None)
-        if total_pages is not None:
-            ahead["last_page"] = total_pages - 1 + self._first_page  # `total_pages` counts from 1, also on v1
-        return response
-
-    def _ahead_for(self, stream_slice: StreamSlice) -> dict:
-        ahead = getattr(self._local, "ahead", None)
-        if ahead is None or ahead["slice"] is not stream_slice:
-            if ahead is not None:
-                self._drop(ahead)
-            ahead = {"slice": stream_slice, "pages": {}, "last_page": None, "scheduled_to": self._first_page}
-            self._local.ahead = ahead
-        return ahead
-
-    def _drop(self, ahead: dict) -> None:
-        """Forget predicted pages: not yet sent ones are cancelled, answers of sent ones are discarded."""
-        for future in ahead["pages"].values():
-            future.cancel()
-        ahead["pages"].clear()
-        ahead["scheduled_to"] = self._first_page
-
-
-# --------------------------------------------------------------------------------------------- partitions
-
-
-_NUMBERS_LOCK = threading.Lock()
-_NUMBERS_CACHE: dict[tuple[str, str], List[str]] = {}
-# Listings started before the streams exist (see list_allo_numbers_early), taken by the first router.
-_NUMBERS_EARLY: dict[tuple[str, str], Future] = {}
-
-
-def in_background(work: Callable[[], Any], thread_name: str) -> Future:
-    """Runs `work` on a thread of its own, which ends with it; its result or error is the Future's."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
-    future = pool.submit(work)
-    pool.shutdown(wait=False)
-    return future
-
-
-def _numbers_key(config: Config) -> tuple[str, str]:
-    return (str(config.get("api_url")), str(config.get("api_key")))
-
-
-def list_allo_numbers_early(config: Config) -> bool:
-    """Starts listing the account's numbers on a background thread, for a sync whose partitioned streams
-    will need them: the request then overlaps `GET /v2/api/me` and the building of the streams instead
-    of following them. False when there is nothing to list (numbers configured, or already listed)."""
-    if any(config.get("allo_numbers") or []):
-        return False
-    key = _numbers_key(config)
-    with _NUMBERS_LOCK:
-        if key in _NUMBERS_CACHE or key in _NUMBERS_EARLY:
-            return False
-        _NUMBERS_EARLY[key] = in_background(AlloApi.from_config(config).list_allo_numbers, "allo-numbers")
-    return True
-
-
-@dataclass
-class AlloNumberPartitionRouter(PartitionRouter):
-    """One partition per Allo number (`{"allo_number": "+1..."}`, injected as the `allo_number` query
-    parameter).
-
-    The numbers come from the config's `allo_numbers`, else from the account: `GET /v2/api/numbers`
-    (sender IDs, whose `number` is null, skipped), or `GET /v1/api/numbers` when the key lacks
-    PHONE_NUMBERS_READ (that endpoint only needs CONVERSATIONS_READ). A SubstreamPartitionRouter would
-    read the parent once per child stream and could neither prefer the config nor fall back to v1; this
-    lists the numbers once per sync and shares them between `conversations` and `calls`.
-    """
-
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        pass
-
-    def allo_numbers(self) -> List[str]:
-        configured = [n for n in (self.config.get("allo_numbers") or []) if n]
-        if configured:
-            return list(dict.fromkeys(configured))
-        key = _numbers_key(self.config)
-        with _NUMBERS_LOCK:
-            if key not in _NUMBERS_CACHE:
-                early = _NUMBERS_EARLY.pop(key, None)
-                # An early listing's error is raised here, as the listing's own would be.
-                numbers = early.result() if early else AlloApi.from_config(self.config).list_allo_numbers()
-                _NUMBERS_CACHE[key] = numbers
-            return list(_NUMBERS_CACHE[key])
-
-    def stream_slices(self) -> Iterable[StreamSlice]:
-        for number in self.allo_numbers():
-            yield StreamSlice(partition={"allo_number": number}, cursor_slice={})
-
-    def _inject(self, stream_slice: Optional[StreamSlice]) -> Mapping[str, Any]:
-        if stream_slice and stream_slice.partition.get("allo_number"):
-            return {"allo_number": stream_slice.partition["allo_number"]}
-        return {}
-
-    def get_request_params(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
-        return self._inject(stream_slice)
-
-    def get_request_headers(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
-        return {}
-
-    def get_request_body_data(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
-        return {}
-
-    def get_request_body_json(self, stream_state=None, stream_slice=None, next_page_token=None) -> Mapping[str, Any]:
-        return {}
-
-    def set_initial_state(self, stream_state: StreamState) -> None:
-        # The partitions carry no state of their own: the per-number cursors hold it.
-        pass
-
-    def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
-        return None
-
-
-# --------------------------------------------------------------------------------------------- records
+# ============================================================================================ records
 
 
 @dataclass
 class WindowRecordFilter(RecordFilter):
-    """Keeps only records whose `date` falls inside the requested date window, and logs the others.
-
-    Allo silently ignores body fields it does not understand; rows outside the window mean the date
-    filter was not applied. Dropping them keeps every window exact (each row is emitted by the window it
-    belongs to, exactly once) and the log says the server misbehaved. It also applies the optional
-    `allo_numbers` restriction (in Python: a template per record costs more than the rest of the work).
-    """
+    """Keeps only conversation items whose `date` falls inside the requested date window, and says how
+    many it dropped. Allo silently ignores body fields it does not understand: rows outside the window
+    mean the date filter was not applied. Dropping them keeps every window exact (each row is emitted by
+    the window it belongs to) and the warning says the server misbehaved; a filter `condition` could
+    drop them but not say so."""
 
     def filter_records(
         self,
@@ -689,33 +743,25 @@ class WindowRecordFilter(RecordFilter):
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
         window = _slice_window(stream_slice)
-        numbers = set(self.config.get("allo_numbers") or [])
         dropped = 0
-        if self.condition:
-            records = super().filter_records(records, stream_state, stream_slice, next_page_token)
         for record in records:
             day = _record_day(record.get("date"))
             if window and day is not None and not (window[0] <= day <= window[1]):
                 dropped += 1
                 continue
-            if numbers and record.get("allo_number") not in numbers:
-                continue
             yield record
-        if dropped:
+        if dropped and window:
             logger.warning(
-                f"Allo returned {dropped} conversation item(s) outside the requested window "
-                f"{window[0]}..{window[1]}: the server ignored the date filter. They were dropped here and "
-                "are read by the window they belong to."
+                f"Allo returned {dropped} conversation item(s) outside the requested window {window[0]}..{window[1]}: "
+                "the server ignored the date filter. They were dropped here and are read by the window they belong to."
             )
 
 
 @dataclass
 class SinceBoundRecordFilter(RecordFilter):
     """Says so, once per sync, when Allo returns conversations older than the `last_activity_since` the
-    connector sent: the server ignored the filter. The cursor (`is_data_feed`) already stops paging
-    there and drops those rows; without this the misbehaviour would go unnoticed."""
-
-    _warned: bool = field(default=False, init=False, repr=False)
+    connector sent: the server ignored the filter. The cursor (`is_data_feed`) already stops paging there
+    and drops those rows; without this the misbehaviour would go unnoticed."""
 
     def filter_records(
         self,
@@ -724,12 +770,12 @@ class SinceBoundRecordFilter(RecordFilter):
         stream_slice: Optional[StreamSlice] = None,
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
-        bound = _instant((stream_slice or {}).get("start_time")) if stream_slice else None
+        bound = parse_instant((stream_slice or {}).get("start_time")) if stream_slice else None
         for record in records:
-            if bound is not None and not self._warned:
-                seen = _instant(record.get("last_activity"))
+            if bound is not None and not self.__dict__.get("_warned"):
+                seen = parse_instant(record.get("last_activity"))
                 if seen is not None and seen < bound:
-                    self._warned = True
+                    self.__dict__["_warned"] = True
                     logger.warning(
                         f"Allo returned conversations older than the requested last_activity_since filter "
                         f"({record.get('last_activity')} < {stream_slice.get('start_time')}, number "
@@ -737,16 +783,6 @@ class SinceBoundRecordFilter(RecordFilter):
                         "Paging stops at the bound and older rows are not emitted again."
                     )
             yield record
-
-
-def _instant(value: Any) -> Optional[datetime]:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _slice_window(stream_slice: Optional[StreamSlice]) -> Optional[tuple[date, date]]:
@@ -771,36 +807,10 @@ def _record_day(value: Any) -> Optional[date]:
 
 
 @dataclass
-class AlloRecordExtractor(RecordExtractor):
-    """Returns the list at `field_path` (`data`, or `data.results` on v1) of the page's JSON body.
-
-    Same result as a DpathExtractor, at a fraction of the cost: dpath walks the whole page for a plain
-    key lookup (more CPU than everything else per record), and this reuses the body the error handler
-    already parsed instead of decoding the page a second time.
-    """
-
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-    field_path: List[str] = field(default_factory=lambda: ["data"])
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        pass
-
-    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        node: Any = _json_or_none(response)
-        for key in self.field_path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, list):
-            return [row for row in node if isinstance(row, dict)]
-        if isinstance(node, dict):
-            return [node]
-        return []
-
-
-@dataclass
 class TeamMetricsExtractor(RecordExtractor):
-    """Turns one `POST /v2/api/analytics/overview` answer into rows: one team row (`data.summary`) and
-    one row per user (`data.breakdown[]`). A DpathExtractor can select only one of the two."""
+    """Turns one `POST /v2/api/analytics/overview` answer into rows: one team row (`data.summary`) and one
+    row per user (`data.breakdown[]`). A DpathExtractor selects one of the two, and CombinedExtractor
+    cannot tag which is which."""
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
@@ -809,26 +819,15 @@ class TeamMetricsExtractor(RecordExtractor):
         pass
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        body = _json_or_none(response)
+        body = parsed_body(response)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             return
         last_updated = data.get("last_updated")
         summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
-        yield {
-            "scope": "team",
-            "user_id": "",
-            "user": None,
-            **summary,
-            "last_updated": last_updated,
-        }
+        yield {"scope": "team", "user_id": "", "user": None, **summary, "last_updated": last_updated}
         for entry in data.get("breakdown") or []:
             if not isinstance(entry, dict):
                 continue
             user = entry.get("user") if isinstance(entry.get("user"), dict) else {}
-            yield {
-                "scope": "user",
-                "user_id": str(user.get("id") or ""),
-                **entry,
-                "last_updated": last_updated,
-            }
+            yield {"scope": "user", "user_id": str(user.get("id") or ""), **entry, "last_updated": last_updated}

@@ -1,16 +1,23 @@
-"""Console entry point `source-allo`: parses config, catalog and state from argv before building the
-source (the concurrent declarative source binds them at construction), and turns a bad config into a
-clear protocol message instead of a stack trace."""
+"""The `source-allo` command: runs `manifest.yaml` with `components.py`, exactly as Airbyte's
+`source-declarative-manifest` runner runs the same two files, plus what a command line needs before a
+source exists.
+
+* The manifest names its components `source_declarative_manifest.components.<Class>` (the name Airbyte's
+  manifest-only connectors use). The runner registers the injected `components.py` under that name; this
+  command registers the packaged copy of the same file under it.
+* The concurrent declarative source builds its streams from the config, catalog and state given to its
+  constructor, so they are read from argv first. A file that cannot be read, a state the CDK refuses,
+  or a catalog naming streams this connector does not have is a config error that says which file and
+  what to do, never a stack trace.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import sys
 import time
 import traceback
-from typing import Any, List, Optional
+from pathlib import Path
+from typing import Any, List, Mapping, Optional
 
 import orjson
 
@@ -20,19 +27,51 @@ from airbyte_cdk.models import (
     AirbyteErrorTraceMessage,
     AirbyteMessage,
     AirbyteMessageSerializer,
+    AirbyteStateMessage,
     AirbyteTraceMessage,
+    ConfiguredAirbyteCatalog,
     FailureType,
     Status,
     TraceType,
     Type,
 )
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_allo.source import SourceAllo
+from source_allo import components
+
+# Absolute, so that a stray manifest.yaml in the working directory is never picked up instead.
+MANIFEST_PATH = str(Path(__file__).with_name("manifest.yaml"))
+COMPONENTS_MODULE = "source_declarative_manifest.components"
+
+sys.modules.setdefault(COMPONENTS_MODULE, components)
+
+SourceAllo = YamlDeclarativeSource
 
 
-def _print(message: AirbyteMessage) -> None:
-    print(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), flush=True)
+def build_source(
+    config: Optional[Mapping[str, Any]] = None,
+    catalog: Optional[ConfiguredAirbyteCatalog] = None,
+    state: Optional[List[AirbyteStateMessage]] = None,
+) -> YamlDeclarativeSource:
+    """The connector: the manifest, bound to one config, catalog and state (all optional, as for `spec`)."""
+    source = YamlDeclarativeSource(path_to_yaml=MANIFEST_PATH, config=config, catalog=catalog, state=state)
+    if catalog is not None:
+        _refuse_unknown_streams(source, catalog)
+    return source
+
+
+def _refuse_unknown_streams(source: YamlDeclarativeSource, catalog: ConfiguredAirbyteCatalog) -> None:
+    # The CDK marks a catalog stream it does not know INCOMPLETE and reads nothing for it: a typo would
+    # look like an empty stream.
+    known = [stream["name"] for stream in source.resolved_manifest.get("streams", [])]
+    unknown = [configured.stream.name for configured in catalog.streams if configured.stream.name not in known]
+    if unknown:
+        raise AirbyteTracedException(
+            message=f"The catalog names stream(s) this connector does not have: {', '.join(unknown)}. "
+            f"source-allo has: {', '.join(known)}. Run `discover` again and select streams from its output.",
+            failure_type=FailureType.config_error,
+        )
 
 
 def _read_file(kind: str, path: Optional[str], reader: Any) -> Any:
@@ -41,36 +80,50 @@ def _read_file(kind: str, path: Optional[str], reader: Any) -> Any:
         return None
     try:
         return reader(path)
-    except (OSError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - every way a file can be unreadable gets the same answer
         if isinstance(error, OSError):
             reason = error.strerror or str(error)
-        elif isinstance(error.__context__, json.JSONDecodeError):  # the CDK re-raises it as a ValueError
+        elif isinstance(error.__context__, ValueError) and "JSON" in type(error.__context__).__name__ + str(error):
             reason = f"not valid JSON ({error.__context__})"
-        else:  # valid JSON of the wrong shape, e.g. a config that is not an object
-            reason = str(error).rstrip(".")
+        else:
+            reason = str(error).strip().rstrip(".") or type(error).__name__
+        fix = f"Pass a readable JSON file with --{kind}."
+        if kind == "state":
+            fix = (
+                "A state is a JSON list of Airbyte state messages of type STREAM, as the last STATE messages of a "
+                "sync. Run without --state (or clear the connection's state in Airbyte) to read from start_date."
+            )
         raise AirbyteTracedException(
-            message=f"Could not read the {kind} file {path}: {reason}. Pass a readable JSON file with --{kind}.",
+            message=f"Could not read the {kind} file {path}: {reason}. {fix}",
             failure_type=FailureType.config_error,
         ) from error
 
 
-def _build_source(args: List[str]) -> Optional[SourceAllo]:
+def _print(message: AirbyteMessage) -> None:
+    print(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), flush=True)
+
+
+def _source_from_args(args: List[str]) -> Optional[YamlDeclarativeSource]:
     command = args[0] if args else None
-    config_path = AirbyteEntrypoint.extract_config(args)
-    catalog_path = AirbyteEntrypoint.extract_catalog(args)
-    state_path = AirbyteEntrypoint.extract_state(args)
     try:
-        # Config first: a bad config is the most useful error to report.
-        config = _read_file("config", config_path, SourceAllo.read_config)
-        return SourceAllo(
-            config=config,
-            catalog=_read_file("catalog", catalog_path, SourceAllo.read_catalog),
-            state=_read_file("state", state_path, SourceAllo.read_state),
-        )
-    except Exception as error:
+        config = _read_file("config", AirbyteEntrypoint.extract_config(args), YamlDeclarativeSource.read_config)
+        catalog = _read_file("catalog", AirbyteEntrypoint.extract_catalog(args), YamlDeclarativeSource.read_catalog)
+        state = _read_file("state", AirbyteEntrypoint.extract_state(args), YamlDeclarativeSource.read_state)
+        try:
+            return build_source(config=config, catalog=catalog, state=state)
+        except AirbyteTracedException:
+            raise
+        except Exception as error:  # noqa: BLE001
+            if state and "state" in str(error).lower():
+                raise AirbyteTracedException(
+                    message=f"The saved state cannot be used: {error}. Clear the connection's state in Airbyte (or run "
+                    "without --state) to read again from start_date.",
+                    failure_type=FailureType.config_error,
+                ) from error
+            raise
+    except Exception as error:  # noqa: BLE001 - reported as a protocol message below
         traced = error if isinstance(error, AirbyteTracedException) else None
         message = traced.message if traced and traced.message else f"Could not start source-allo: {error}"
-        failure_type = traced.failure_type if traced else FailureType.system_error
         if command == "check":
             # Protocol convention: a failed check is a FAILED status, not an error exit.
             _print(AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=message)))
@@ -84,8 +137,8 @@ def _build_source(args: List[str]) -> Optional[SourceAllo]:
                     error=AirbyteErrorTraceMessage(
                         message=message,
                         internal_message=message,
-                        failure_type=failure_type,
-                        # A config problem is fully described by the message; no stack trace for it.
+                        failure_type=traced.failure_type if traced else FailureType.system_error,
+                        # A config problem is fully described by its message.
                         stack_trace=None if traced else traceback.format_exc(),
                     ),
                 ),
@@ -94,38 +147,11 @@ def _build_source(args: List[str]) -> Optional[SourceAllo]:
         sys.exit(1)
 
 
-def run() -> None:
+def main() -> None:
     args = sys.argv[1:]
-    source = _build_source(args)
+    source = _source_from_args(args)
     if source is not None:
         launch(source, args)
-
-
-def main() -> None:
-    """The `source-allo` command: `run()`, then leave at once, whatever the outcome. Every message has
-    been written by then (an uncaught error is reported by the CDK's exception hook, as it would be at
-    exit). Leaving at once skips tearing down the interpreter, a third of a second on every sync, and
-    never lets a page requested ahead for a partition that failed be sent after the sync is over."""
-    code = 0
-    try:
-        run()
-    except SystemExit as exit_request:
-        if isinstance(exit_request.code, int):
-            code = exit_request.code
-        elif exit_request.code is not None:
-            print(exit_request.code, file=sys.stderr)
-            code = 1
-    except BaseException as error:  # noqa: BLE001 - reported exactly as an uncaught exception would be
-        sys.excepthook(*sys.exc_info())
-        code = 130 if isinstance(error, KeyboardInterrupt) else 1
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # the reader went away (`| head`): nothing left to tell it
-                pass
-        logging.shutdown()
-        os._exit(code)
 
 
 if __name__ == "__main__":
