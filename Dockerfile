@@ -6,8 +6,15 @@
 #   --build-arg BASE_IMAGE=docker.io/airbyte/python-connector-base:4.1.0
 # because a digest can only be satisfied by the real image from a registry,
 # never by a locally tagged one.
+#
+# python-connector-base 4.1.0 runs Python 3.13. BASE_PYTHON_VERSION records it
+# (major.minor): the build below and scripts/container_test.sh (which builds a
+# stand-in with that same Python when the real base is out of reach) fail when
+# the base's Python differs. Change both lines together.
+ARG BASE_PYTHON_VERSION=3.13
 ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.1.0@sha256:1d1aa21d34e851df4e8a87b391c27724c06e2597608e7161f4d167be853bd7b6
 FROM ${BASE_IMAGE}
+ARG BASE_PYTHON_VERSION
 
 LABEL io.airbyte.name="airbyte/source-allo" \
       io.airbyte.version="0.1.0"
@@ -15,6 +22,12 @@ LABEL io.airbyte.name="airbyte/source-allo" \
 # The base may already switch to its non-root user; installing needs root.
 USER root
 WORKDIR /airbyte/integration_code
+
+# Fail early when the base's Python is not the one recorded above.
+RUN found=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+ && if [ "$found" != "$BASE_PYTHON_VERSION" ]; then \
+      echo "the base image runs Python $found, BASE_PYTHON_VERSION says $BASE_PYTHON_VERSION" >&2; exit 1; \
+    fi
 
 # The connector runs as the non-root user `airbyte` (uid 1000). The real base
 # image ships it; create it when the base lacks it.

@@ -17,10 +17,13 @@
 #
 # The real base image (docker.io/airbyte/python-connector-base, pinned by
 # digest in the Dockerfile) is used when it is present or can be pulled.
-# Otherwise a stand-in with Debian's Python 3.11 is built from Debian packages
-# (mmdebstrap) and tagged with the base image's name; the build then gets the
-# base name without its digest, which a local tag cannot satisfy. Images are
-# left in the engine's storage, so later runs reuse them.
+# Otherwise a stand-in is built from Debian packages (mmdebstrap) and tagged
+# with the base image's name; the build then gets the base name without its
+# digest, which a local tag cannot satisfy. The stand-in comes from the Debian
+# release whose python3 has the real base's Python minor version, recorded in
+# the Dockerfile as BASE_PYTHON_VERSION (3.13: trixie). Whichever base is used,
+# the test fails when its Python is not that version. Images are left in the
+# engine's storage, so later runs reuse them.
 #
 # The script never skips: a machine that can neither reach a container engine
 # nor install one (root and apt-get) fails with a message saying so.
@@ -34,15 +37,25 @@ PYTHON=${PYTHON:-python3}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 VERBOSE=${VERBOSE:-0}
 STANDIN_FILE=scripts/container/Containerfile.python-standin
-DEBIAN_BASE=localhost/debian:bookworm
-STANDIN_IMAGE=localhost/python-standin:3.11
-SUITE=bookworm # Debian 12 ships CPython 3.11, what setup.py and the real base expect
 PODMAN_PACKAGES=(podman buildah mmdebstrap runc uidmap slirp4netns containernetworking-plugins)
 
-# The base reference (with its digest) comes from the Dockerfile itself.
+# The base reference (with its digest) and the Python minor version it runs
+# come from the Dockerfile itself.
 BASE_REF=$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile | head -n 1)
 [[ -n $BASE_REF ]] || { echo "container_test: FAIL: no 'ARG BASE_IMAGE=' in Dockerfile" >&2; exit 1; }
 BASE_TAG=${BASE_REF%@*}
+BASE_PYTHON=$(sed -n 's/^ARG BASE_PYTHON_VERSION=//p' Dockerfile | head -n 1)
+[[ $BASE_PYTHON =~ ^3\.[0-9]+$ ]] ||
+  { echo "container_test: FAIL: no 'ARG BASE_PYTHON_VERSION=3.N' in Dockerfile (found '$BASE_PYTHON')" >&2; exit 1; }
+
+# The Debian release whose python3 is BASE_PYTHON, for the stand-in base.
+case $BASE_PYTHON in
+  3.11) SUITE=bookworm ;; # Debian 12
+  3.13) SUITE=trixie ;;   # Debian 13
+  *) SUITE="" ;;          # no Debian release: only the real base will do
+esac
+DEBIAN_BASE=localhost/debian:${SUITE:-none}
+STANDIN_IMAGE=localhost/python-standin:$BASE_PYTHON
 
 command -v python3 >/dev/null || { echo "container_test: FAIL: python3 is needed on the host to check the messages" >&2; exit 1; }
 
@@ -296,10 +309,11 @@ build_debian_base() {
   rm -f "$TMP/$SUITE.tar"
 }
 
-# Sets BUILD_ARGS for the connector build.
+# Sets BASE_USED (the image the connector is built on) and BUILD_ARGS.
 resolve_base_image() {
   step "base image"
   BUILD_ARGS=()
+  BASE_USED=$BASE_REF
   if image_exists "$BASE_REF"; then
     echo "using $BASE_REF (present locally)"
     step_done "real, cached"
@@ -313,17 +327,21 @@ resolve_base_image() {
   echo "cannot pull $BASE_REF: $(grep -v '^Trying to pull' "$TMP/pull.log" | head -n 1 | cut -c1-300)"
   echo "using a local stand-in tagged $BASE_TAG (built from Debian packages)"
   BUILD_ARGS=(--build-arg "BASE_IMAGE=$BASE_TAG")
+  BASE_USED=$BASE_TAG
 
   # The stand-in is rebuilt only when what it is made from changes: its
-  # Containerfile, the mirrors or the machine's CA certificates.
+  # Containerfile, the Debian release, the mirrors or the machine's CA
+  # certificates.
   local mirrors mirror security deb_hash standin_hash
+  [[ -n $SUITE ]] || image_exists "$BASE_TAG" ||
+    fail "cannot build a stand-in for $BASE_TAG: no Debian release known here ships Python $BASE_PYTHON (BASE_PYTHON_VERSION in the Dockerfile); make the real base image available to $ENGINE"
   mirrors=$(debian_mirrors) || fail "cannot find the Debian mirror"
   read -r mirror security <<<"$mirrors"
   deb_hash=$({
     echo "$SUITE minbase ca-certificates $mirror $security"
     cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
   } | sha256sum | cut -c1-16)
-  standin_hash=$({ echo "$deb_hash"; cat "$STANDIN_FILE"; } | sha256sum | cut -c1-16)
+  standin_hash=$({ echo "$deb_hash $DEBIAN_BASE"; cat "$STANDIN_FILE"; } | sha256sum | cut -c1-16)
 
   local current
   if image_exists "$BASE_TAG"; then
@@ -345,12 +363,28 @@ resolve_base_image() {
   else
     build_debian_base "$deb_hash" "$mirror" "$security"
   fi
-  echo "building $STANDIN_IMAGE from $STANDIN_FILE"
+  [[ -n $SUITE ]] || fail "cannot build a stand-in: no Debian release known here ships Python $BASE_PYTHON"
+  echo "building $STANDIN_IMAGE from $STANDIN_FILE on $DEBIAN_BASE"
   logged "$TMP/standin-build.log" "$ENGINE" build --network=host \
+    --build-arg "DEBIAN_BASE=$DEBIAN_BASE" \
     --label "io.source-allo.standin-hash=$standin_hash" \
     -t "$STANDIN_IMAGE" -f "$STANDIN_FILE" scripts/container || fail "building the stand-in failed"
   "$ENGINE" tag "$STANDIN_IMAGE" "$BASE_TAG"
   step_done "stand-in, built"
+}
+
+# The base must run the Python minor version the Dockerfile records for the
+# real base (a stand-in with another Python would hide what it exists to catch).
+check_base_python() {
+  step "base image Python"
+  local found
+  found=$("$ENGINE" run --rm --entrypoint python "$BASE_USED" \
+    -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>"$TMP/base-python.err") ||
+    { cat "$TMP/base-python.err" >&2; fail "cannot run python in $BASE_USED"; }
+  echo "$BASE_USED runs Python $found; the Dockerfile records $BASE_PYTHON (BASE_PYTHON_VERSION)"
+  [[ $found == "$BASE_PYTHON" || $found == "$BASE_PYTHON".* ]] ||
+    fail "$BASE_USED runs Python $found, not $BASE_PYTHON as the Dockerfile records for the real base"
+  step_done "Python $found"
 }
 
 build_image() {
@@ -567,6 +601,7 @@ EOF
 # ------------------------------------------------------------------- main ---
 setup_engine
 resolve_base_image
+check_base_python
 build_image
 run_spec
 start_fake_api
