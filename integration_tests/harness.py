@@ -85,10 +85,15 @@ class Run:
             assert secret not in text, f"the API key appears in {name}"
 
 
+SOURCE_DECLARATIVE_MANIFEST = str(Path(sys.executable).with_name("source-declarative-manifest"))
+
+
 def run_source(command: str, config: Optional[Mapping[str, Any]] = None, catalog: Optional[Mapping[str, Any]] = None,
-               state: Optional[Iterable[Mapping[str, Any]]] = None, timeout: float = 300, env: Optional[Mapping[str, str]] = None) -> Run:
+               state: Optional[Iterable[Mapping[str, Any]]] = None, timeout: float = 300, env: Optional[Mapping[str, str]] = None,
+               executable: str = SOURCE_ALLO) -> Run:
+    """Runs `executable` (the installed `source-allo` command unless said otherwise) as Airbyte does."""
     with tempfile.TemporaryDirectory(prefix="source-allo-test-") as tmp:
-        args = [SOURCE_ALLO, command]
+        args = [executable, command]
         for flag, payload in (("--config", config), ("--catalog", catalog), ("--state", state)):
             if payload is not None:
                 path = Path(tmp) / f"{flag[2:]}.json"

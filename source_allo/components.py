@@ -9,6 +9,7 @@ its own instance, built anew for each source), and touches only public airbyte-c
 
 import json
 import logging
+import os
 import random
 import re
 import sys
@@ -148,6 +149,28 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+@dataclass
+class ValidAlloNumbers(ValidationStrategy):
+    """`allo_numbers` must be E.164 numbers. A pattern in the spec would be refused with the raw regular
+    expression; this names the value and shows the expected form."""
+
+    def validate(self, value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, list):
+            raise _config_error('`allo_numbers` must be a list of phone numbers such as ["+14155550100"].')
+        for number in value:
+            if not isinstance(number, str) or not _E164.match(number):
+                raise _config_error(
+                    f"`allo_numbers` contains {number!r}, which is not an E.164 phone number. Write it as a plus sign, "
+                    "country code and number with no spaces or dashes, e.g. +14155550100, or leave the list empty "
+                    "to sync every number."
+                )
 
 
 @dataclass
@@ -542,7 +565,7 @@ class AlloPagination(PaginationStrategy):
       `total_count` drops between two pages, this goes back as many pages as rows vanished and reads on
       from there (duplicates, never a gap), at most `MAX_REWINDS` times per list.
     * Reports progress: Allo's first page of each list says how many rows it holds; the sum per stream
-      is sent as the protocol's ESTIMATE message, and a log line every 30 s says how far each stream is.
+      is sent as the protocol's ESTIMATE message, and a log line every 30 s (`SOURCE_ALLO_PROGRESS_SECONDS`) says how far each stream is.
 
     The next page is only ever asked for once the previous one has been answered (the CDK's paginator
     loop): Allo sorts newest first, and a page answered before the one above it would miss the rows
@@ -569,6 +592,7 @@ class AlloPagination(PaginationStrategy):
         self._estimate = 0
         self._seen = 0
         self._last_log = time.monotonic()
+        self._log_every = float(os.environ.get("SOURCE_ALLO_PROGRESS_SECONDS", self.PROGRESS_LOG_SECONDS))
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -643,7 +667,7 @@ class AlloPagination(PaginationStrategy):
                 self._estimate += rows_in_list
                 estimate = self._estimate
             now = time.monotonic()
-            if now - self._last_log >= self.PROGRESS_LOG_SECONDS:
+            if now - self._last_log >= self._log_every:
                 self._last_log = now
                 log_line = f"Progress: {self.stream_name} {self._seen:,} of ~{max(self._estimate, self._seen):,} records."
         if estimate is not None and self.stream_name:
