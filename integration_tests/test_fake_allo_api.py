@@ -780,6 +780,226 @@ def test_scale_overrides_and_clock():
         Dataset(scale="huge")
 
 
+# ---------------------------------------------------------------- a busy account
+
+NEW = "+16285550400"  # a number of the vocabulary the small dataset does not use
+
+
+def _v1_calls(cl: Client, number: str, page: int) -> dict:
+    r = cl.get("/v1/api/calls", allo_number=number, size=100, page=page)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def test_busy_scale_has_one_number_with_ten_pages_of_conversations_and_calls():
+    ds = Dataset(seed=42, scale="busy")
+    assert [a.number for a in ds.numbers] == [US]
+    assert len(ds.truth("conversations")) >= 1000 and len(ds.truth("calls")) >= 1000
+    with FakeAlloApi(dataset=ds, knobs=Knobs(enforce_rate_limits=False)) as busy:
+        cl = Client(busy)
+        conversations = cl.get("/v2/api/conversations", allo_number=US, size=100).json()["pagination"]
+        assert conversations["total_pages"] >= 10 and conversations["total_count"] == len(ds.truth("conversations"))
+        assert _v1_calls(cl, US, 0)["metadata"]["total_pages"] >= 10
+        assert len(cl.all_conversations(US)) == len(ds.truth("conversations"))
+
+
+def test_activity_per_answer_lands_right_before_each_list_answer(fresh, fc):
+    with pytest.raises(ValueError):
+        fresh.set_knobs(activity_number="+19999999999")
+    fresh.reset_touched()
+    fresh.set_knobs(activity_per_answer=2, activity_number=US)
+    newest_before = fresh.truth("conversation_items")[0]["date"]
+    page1 = fc.get("/v2/api/conversations", allo_number=US, size=50).json()
+    # The activity landed before page 1 was computed: page 1 already shows it at the top.
+    items = fresh.truth("conversation_items")
+    assert page1["data"][0]["last_activity"] == items[0]["date"] > newest_before
+    fc.get("/v2/api/conversations", allo_number=US, size=50, page=2)
+    fc.post("/v2/api/conversations/items/search", {"size": 5})
+    fc.get("/v1/api/calls", allo_number=FR, size=5)
+    fc.get("/v1/api/contacts", size=5)
+    fc.get("/v2/api/tags")  # not a list endpoint: nothing lands
+    fc.get("/v2/api/numbers")
+    stats = fresh.stats()
+    assert stats["activity_events"] == 10
+    by_path = {e["path"]: e for e in stats["log"]}
+    assert all(by_path[p]["activity"] == 2 for p in ("/v2/api/conversations", "/v1/api/calls", "/v1/api/contacts",
+                                                     "/v2/api/conversations/items/search"))
+    assert "activity" not in by_path["/v2/api/tags"] and "activity" not in by_path["/v2/api/numbers"]
+    touched = fresh.touched()
+    assert len(touched["items"]) == 10 and touched["conversations"]
+    assert {number for number, _ in touched["conversations"]} == {US}
+    assert len(fresh.truth("conversation_items")) == len(items) + 8
+    fresh.set_knobs(activity_per_answer=0)
+    fc.get("/v2/api/conversations", allo_number=US)
+    assert fresh.stats()["activity_events"] == 10
+    fresh.set_knobs(activity_per_answer=1, busy_paths=["/v1/api/calls"])
+    fc.get("/v2/api/conversations", allo_number=US)
+    fc.get("/v1/api/calls", allo_number=US)
+    assert fresh.stats()["activity_events"] == 11
+
+
+@pytest.mark.parametrize("move_share", [0.0, 1.0, 0.6])
+def test_activity_mixes_moves_of_existing_conversations_and_new_ones(fresh, move_share):
+    existing = {(t["allo_number"], t["contact_number"]) for t in fresh.truth("conversations")}
+    calls_before = {t["id"] for t in fresh.truth("calls")}
+    fresh.reset_touched()
+    out = fresh.add_activity(n=40, allo_number=GB, move_share=move_share)
+    keys = {tuple(k) for k in out["conversations"]}
+    moved, created = keys & existing, keys - existing
+    if move_share == 0.0:
+        assert not moved and len(created) == 40
+    elif move_share == 1.0:
+        assert moved and not created
+    else:
+        assert moved and created
+    touched = fresh.touched()
+    assert {tuple(k) for k in touched["conversations"]} == keys and touched["items"] == out["items"]
+    # The new calls are the v1 calls that appeared; SMS are among the new items too.
+    new_calls = {t["id"] for t in fresh.truth("calls")} - calls_before
+    assert set(touched["calls"]) == set(out["calls"]) == new_calls and new_calls
+    assert len(out["calls"]) < len(out["items"])
+    assert touched["contacts"] and not touched["numbers"]
+    assert fresh.reset_touched()["items"] == out["items"]
+    assert fresh.touched() == {"conversations": [], "items": [], "calls": [], "contacts": [], "numbers": []}
+
+
+def test_touched_and_new_numbers_over_http(fresh):
+    u = fresh.url
+    requests.post(u + "/_fake/touched/reset", timeout=5)
+    out = requests.post(u + "/_fake/activity", json={"n": 3, "move_share": 0}, timeout=5).json()
+    touched = requests.get(u + "/_fake/touched", timeout=5).json()
+    assert touched["items"] == out["items"] and len(touched["conversations"]) == 3
+    assert requests.post(u + "/_fake/touched/reset", timeout=5).json()["items"] == out["items"]
+    assert requests.get(u + "/_fake/touched", timeout=5).json()["items"] == []
+    added = requests.post(u + "/_fake/numbers", json={"number": NEW, "conversations": 12}, timeout=5)
+    assert added.status_code == 200 and added.json()["numbers"] == [NEW] and len(added.json()["conversations"]) == 12
+    assert requests.post(u + "/_fake/numbers", json={"number": NEW}, timeout=5).status_code == 400
+    assert requests.post(u + "/_fake/numbers", json={"number": "555-0100"}, timeout=5).status_code == 400
+    assert requests.post(u + "/_fake/numbers", json={}, timeout=5).status_code == 400
+    knobs = requests.post(u + "/_fake/knobs", json={"activity_per_answer": 2, "answer_delay_ms": [0, 5]}, timeout=5)
+    assert knobs.json()["knobs"]["answer_delay_ms"] == [0, 5] and fresh.knobs.activity_per_answer == 2
+    for bad in ({"activity_per_answer": -1}, {"answer_delay_ms": [5, 1]}, {"activity_move_share": 2},
+                {"activity_number": "+19999999999"}):
+        assert requests.post(u + "/_fake/knobs", json=bad, timeout=5).status_code == 400, bad
+
+
+def test_add_number_serves_a_new_number_with_its_own_past_history(fresh, fc):
+    start, now = fresh.dataset.start_ts, fresh.dataset.now_ts
+    before = {stream: fresh.truth(stream) for stream in ("conversations", "conversation_items", "calls")}
+    fresh.reset_touched()
+    out = fresh.add_number(NEW, conversations=150)
+    assert [n["number"] for n in fc.get("/v2/api/numbers").json()["data"]][-1] == NEW
+    assert NEW in {n["number"] for n in fc.get("/v1/api/numbers").json()["data"]}
+    rows = fc.all_conversations(NEW)
+    assert len(rows) == 150 and {r["contact_number"] for r in rows} == {c for _, c in out["conversations"]}
+    items = fc.all_items(allo_number=NEW)
+    assert len(items) == len(out["items"]) == 375 and {i["allo_number"] for i in items} == {NEW}
+    calls, page = [], 0
+    while True:
+        data = _v1_calls(fc, NEW, page)
+        calls += data["results"]
+        page += 1
+        if page >= data["metadata"]["total_pages"]:
+            break
+    assert {c["id"] for c in calls} == set(out["calls"]) and calls
+    # History in the past, within the dataset's range and older than the last 2 days.
+    for i in items:
+        ts = time.mktime(time.strptime(i["date"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        assert start <= ts <= now - 2 * 86400
+    # Truth has the new number; nothing of the other numbers changed.
+    truth = {stream: fresh.truth(stream) for stream in before}
+    for stream, rows_before in before.items():
+        assert [r for r in truth[stream] if r.get("allo_number") != NEW and NEW not in (r.get("from_number"), r.get("to_number"))] == rows_before
+    assert len([r for r in truth["conversations"] if r["allo_number"] == NEW]) == 150
+    assert fresh.touched()["numbers"] == [NEW] and len(fresh.touched()["items"]) == 375
+    with pytest.raises(ValueError):
+        fresh.add_number(NEW)
+    # Deterministic per (seed, number).
+    other = Dataset(seed=7, scale="small")
+    assert other.add_number(NEW, conversations=150) == out
+
+
+def test_answer_delay_lets_a_later_request_be_computed_and_answered_first(fresh):
+    fresh.set_knobs(answer_delay_ms=(0, 400))
+    fresh.reset_stats()
+    cl = Client(fresh)
+
+    def one(page: int) -> None:
+        requests.get(fresh.url + "/v2/api/conversations", params={"allo_number": US, "size": 10, "page": page},
+                     headers=cl.auth(), timeout=10)
+
+    import threading
+    threads = []
+    for page in range(1, 11):
+        t = threading.Thread(target=one, args=(page,))
+        t.start()
+        threads.append(t)
+        time.sleep(0.03)  # sent in page order
+    for t in threads:
+        t.join(timeout=10)
+    cl.get("/v2/api/tags")
+    log = fresh.stats()["log"]
+    pages = sorted((e for e in log if e["path"] == "/v2/api/conversations"), key=lambda e: e["t"])
+    assert len(pages) == 10 and all(0 <= e["delay_ms"] <= 400 for e in pages)
+    assert all(e["computed"] >= e["t"] + e["delay_ms"] / 1000 - 0.001 for e in pages)
+    inverted = [(a["query"]["page"], b["query"]["page"]) for i, a in enumerate(pages) for b in pages[i + 1:]
+                if b["computed"] < a["computed"]]
+    assert inverted, "no later request was computed before an earlier one"
+    assert "delay_ms" not in next(e for e in log if e["path"] == "/v2/api/tags")
+
+
+def _read_pages(cl: Client, number: str, order: str, v1: bool) -> set:
+    """Every page of one number's conversations (or v1 calls), strictly in order or last page first."""
+    if v1:
+        first = _v1_calls(cl, number, 0)
+        pages = list(range(0, first["metadata"]["total_pages"]))
+        fetch = lambda p: [r["id"] for r in (_v1_calls(cl, number, p)["results"] or [])]  # noqa: E731
+    else:
+        first = cl.get("/v2/api/conversations", allo_number=number, size=100).json()
+        pages = list(range(1, first["pagination"]["total_pages"] + 1))
+        fetch = lambda p: [r["contact_number"] for r in cl.get(  # noqa: E731
+            "/v2/api/conversations", allo_number=number, size=100, page=p).json()["data"]]
+    seen: set = set()
+    if order == "strict":
+        page = pages[0]
+        while True:  # page after page, until a page is short (the list only grows)
+            rows = fetch(page)
+            seen.update(rows)
+            if len(rows) < 100:
+                return seen
+            page += 1
+    for page in reversed(pages):
+        seen.update(fetch(page))
+    return seen
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["conversations", "v1_calls"])
+def test_a_busy_list_loses_nothing_read_page_after_page_and_rows_read_out_of_order(v1):
+    """The property the busy-account knobs exist for: rows that existed before a read and were not
+    touched during it only move down the list, so a strict page-after-page reader sees all of them,
+    while pages computed out of order lose the rows that crossed their boundary in between."""
+    missing = {}
+    for order in ("strict", "reversed"):
+        with FakeAlloApi(dataset=Dataset(seed=42, scale="busy"), knobs=Knobs(enforce_rate_limits=False)) as busy:
+            cl = Client(busy)
+            stream = "calls" if v1 else "conversations"
+            before = busy.truth(stream)
+            busy.reset_touched()
+            busy.set_knobs(activity_per_answer=3, activity_move_share=0.3)
+            seen = _read_pages(cl, US, order, v1)
+            busy.set_knobs(activity_per_answer=0)
+            touched = busy.touched()
+            if v1:
+                untouched = [r["id"] for r in before if r["id"] not in set(touched["calls"])]
+            else:
+                keys = {tuple(k) for k in touched["conversations"]}
+                untouched = [r["contact_number"] for r in before if (r["allo_number"], r["contact_number"]) not in keys]
+            assert busy.stats()["activity_events"] >= 30 and len(untouched) >= 1000
+            missing[order] = [r for r in untouched if r not in seen]
+    assert missing["strict"] == [], f"{len(missing['strict'])} untouched rows missed reading page after page"
+    assert len(missing["reversed"]) >= 10, "reading pages out of order lost nothing: the activity is too weak"
+
+
 # ---------------------------------------------------------------- server robustness
 
 def test_keep_alive_and_content_length(api):

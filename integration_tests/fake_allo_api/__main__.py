@@ -22,12 +22,12 @@ from .server import FakeAlloApi
 
 
 def _scale(values: list[str]):
-    if len(values) == 1 and values[0] in ("small", "large"):
+    if len(values) == 1 and values[0] in ("small", "large", "busy"):
         return values[0]
     try:
         nums = [int(v) for v in values]
     except ValueError:
-        raise argparse.ArgumentTypeError("--scale takes small, large, or CONVERSATIONS [ITEMS [DAYS]]") from None
+        raise argparse.ArgumentTypeError("--scale takes small, large, busy, or CONVERSATIONS [ITEMS [DAYS]]") from None
     if len(nums) == 1:
         return nums[0]
     if len(nums) in (2, 3):
@@ -50,11 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--scale", nargs="+", default=["small"], metavar="SCALE",
-                    help="small | large | CONVERSATIONS [ITEMS [DAYS]]")
+                    help="small | large | busy | CONVERSATIONS [ITEMS [DAYS]]")
     ap.add_argument("--now", default=None, help="dataset clock, ISO 8601 (default 2026-11-20T12:00:00Z)")
     ap.add_argument("--latency-ms", type=_latency, default=None, help="per-request jitter, e.g. 100-150")
     ap.add_argument("--enforce-rate-limits", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--daily-quota", type=int, default=None)
+    ap.add_argument("--activity-per-answer", type=int, default=0,
+                    help="busy account: calls/SMS landing right before each list answer")
+    ap.add_argument("--answer-delay-ms", type=_latency, default=None,
+                    help="busy account: random extra delay per list answer, e.g. 0-250 (answers out of order)")
     ap.add_argument("--print-config", metavar="PATH", help="write a connector config JSON for the full key")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = ap.parse_args(argv)
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     dataset = Dataset(seed=args.seed, scale=scale, now=args.now)
     knobs = Knobs(latency_ms=args.latency_ms, enforce_rate_limits=args.enforce_rate_limits,
-                  daily_quota=args.daily_quota)
+                  daily_quota=args.daily_quota, activity_per_answer=args.activity_per_answer,
+                  answer_delay_ms=args.answer_delay_ms)
     api = FakeAlloApi(dataset=dataset, knobs=knobs, host=args.host, port=args.port, verbose=args.verbose).start()
 
     if args.print_config:

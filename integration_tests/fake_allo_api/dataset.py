@@ -33,7 +33,12 @@ DEFAULT_NOW = "2026-11-20T12:00:00Z"
 SCALES: dict[str, dict[str, int]] = {
     "small": {"numbers": 3, "conversations": 450, "items": 2500, "days": 120, "users": 6, "companies": 40},
     "large": {"numbers": 4, "conversations": 20000, "items": 100000, "days": 365, "users": 12, "companies": 800},
+    # One busy Allo number: 11 pages of conversations and ~16 pages of v1 calls at size=100.
+    "busy": {"numbers": 1, "conversations": 1100, "items": 2800, "days": 90, "users": 6, "companies": 40},
 }
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+TOUCHED_KINDS = ("conversations", "items", "calls", "contacts", "numbers")
 
 TRUTH_STREAMS = (
     "conversations", "conversation_items", "phone_numbers", "users", "tags", "summary_templates",
@@ -175,7 +180,7 @@ class AlloNumber:
 class Dataset:
     """A deterministic Allo team.
 
-    ``Dataset(seed=42, scale="small")``; ``scale`` is "small", "large", an int
+    ``Dataset(seed=42, scale="small")``; ``scale`` is "small", "large", "busy", an int
     (number of conversations) or a tuple ``(conversations, items[, days])``.
     Keyword overrides: ``numbers``, ``conversations``, ``items``, ``days``,
     ``users``, ``companies``; ``now`` (datetime or ISO string) moves the clock.
@@ -199,6 +204,7 @@ class Dataset:
         self._used_numbers: set[str] = set()
         self._used_ids: set[str] = set()
         self._query_cache: OrderedDict = OrderedDict()
+        self._touched: dict[str, dict] = {kind: {} for kind in TOUCHED_KINDS}
         self._generate()
 
     # ------------------------------------------------------------ parameters
@@ -207,7 +213,7 @@ class Dataset:
     def _resolve_scale(scale: Any, overrides: dict[str, int]) -> dict[str, int]:
         if isinstance(scale, str):
             if scale not in SCALES:
-                raise ValueError(f"unknown scale {scale!r}; use 'small', 'large', an int or a tuple")
+                raise ValueError(f"unknown scale {scale!r}; use 'small', 'large', 'busy', an int or a tuple")
             params = dict(SCALES[scale])
         elif isinstance(scale, int):
             params = dict(SCALES["small"], conversations=scale, items=int(scale * 5.5))
@@ -835,11 +841,15 @@ class Dataset:
                 "numbers": list(pr.numbers), "is_whitelisted": pr.is_whitelisted,
                 "last_activity_date": fmt_local(last), "engagement": engagement}
 
+    @staticmethod
+    def v1_call_id(it: Item) -> str:
+        return "call_" + it.id[4:]
+
     def v1_call_view(self, it: Item) -> dict:
         """Legacy CallApiResponse derived from the same CALL item."""
         inbound = it.direction == "INBOUND"
         return {
-            "id": "call_" + it.id[4:],
+            "id": self.v1_call_id(it),
             "from_number": it.contact_number if inbound else it.allo_number,
             "to_number": it.allo_number if inbound else it.contact_number,
             "length_in_minutes": round((it.duration or 0) / 60, 2),
@@ -1011,14 +1021,20 @@ class Dataset:
 
     # ------------------------------------------------------------ mutation
 
-    def add_activity(self, n: int = 5, now: Any = None, allo_number: str | None = None) -> dict:
+    def add_activity(self, n: int = 5, now: Any = None, allo_number: str | None = None,
+                     move_share: float = 0.6) -> dict:
         """Add ``n`` calls/SMS strictly newer than anything existing.
 
-        About 60% land on existing conversations (moving them to the top),
-        20% on new address-book contacts, 20% on new unknown numbers. New calls
-        have a pending AI summary (null). Advances ``now`` by at least 1 s.
+        About ``move_share`` (60%) land on existing conversations (moving them
+        to the top); the rest start new conversations, half with new
+        address-book contacts, half with unknown numbers. New calls have a
+        pending AI summary (null). Advances ``now`` by at least 1 s. Returns the
+        new item ids, the conversation keys touched, the v1 ids of the new calls
+        and of the v1 contacts whose data changed (all also recorded in
+        ``touched()``).
         """
         rng = self._mut_rng
+        known_below = move_share + (1 - move_share) / 2
         with self.lock:
             newest = self._order_ts[-1] if self._order_ts else self.now_ts
             start = max(self.now_ts + 1, newest + 1)
@@ -1029,6 +1045,8 @@ class Dataset:
                 raise KeyError(f"unknown allo_number {allo_number!r}")
             targets = [self.numbers_by_number[allo_number]] if allo_number else self.numbers
             new_ids: list[str] = []
+            new_calls: list[str] = []
+            contacts: dict[str, None] = {}
             touched: list[tuple[str, str]] = []
             touched_numbers: set[str] = set()
             ts = start
@@ -1037,13 +1055,13 @@ class Dataset:
                 a = rng.choice(targets)
                 existing = self._conv_order.get(a.number) or []
                 r = rng.random()
-                if existing and r < 0.6:
+                if existing and r < move_share:
                     conv = rng.choice(existing)
                     contact = conv.contact_number
                 else:
                     country = a.country if rng.random() < 0.85 else rng.choice(["US", "FR", "GB"])
                     contact = self._new_contact_number(rng, country)
-                    if r < 0.8:
+                    if r < known_below:
                         pr = self._new_person(rng, [contact], ts - 1)
                         self.persons.append(pr)
                         self.book[contact] = [pr]
@@ -1059,6 +1077,10 @@ class Dataset:
                 st[0] += 1
                 st[1] = max(st[1], it.ts)
                 new_ids.append(it.id)
+                if it.kind == "CALL":
+                    new_calls.append(self.v1_call_id(it))
+                for pr in self.book.get(contact, ()):
+                    contacts["cnt_" + pr.suffix] = None
                 if (a.number, contact) not in touched:
                     touched.append((a.number, contact))
                 touched_numbers.add(a.number)
@@ -1066,7 +1088,116 @@ class Dataset:
             for num in touched_numbers:
                 self._rebuild_conv_order(num)
             self._invalidate()
-            return {"items": new_ids, "conversations": touched}
+            out = {"items": new_ids, "conversations": touched, "calls": new_calls, "contacts": list(contacts)}
+            self._touch(out)
+            return out
+
+    # ------------------------------------------------------------ touched
+
+    def _touch(self, changes: dict) -> None:
+        for kind, values in changes.items():
+            bucket = self._touched[kind]
+            for v in values:
+                bucket[tuple(v) if isinstance(v, list) else v] = None
+
+    def touched(self) -> dict:
+        """What activity, new numbers and deletions changed since the last ``reset_touched()``.
+
+        ``conversations``: keys ``(allo_number, contact_number)`` moved, created or deleted;
+        ``items``: new conversation item ids; ``calls``: v1 ids of new calls; ``contacts``:
+        v1 contact ids created or whose activity changed; ``numbers``: Allo numbers added.
+        A row not listed here kept its data and can only have moved down its list (or, for
+        v1 contacts, stayed in place). Late AI summaries (``fill_pending_summaries``) are not
+        activity and are not listed.
+        """
+        with self.lock:
+            return {kind: list(bucket) for kind, bucket in self._touched.items()}
+
+    def reset_touched(self) -> dict:
+        """Forget what was touched; returns what had been."""
+        with self.lock:
+            out = self.touched()
+            self._touched = {kind: {} for kind in TOUCHED_KINDS}
+            return out
+
+    # ------------------------------------------------------------ new numbers
+
+    def add_number(self, number: str, conversations: int = 100, items: int | None = None,
+                   name: str | None = None, newest_days_ago: float = 2) -> dict:
+        """A new Allo number appears in the workspace with its own history.
+
+        ``conversations`` conversations (new contacts, ~70% in the address book) with
+        ``items`` calls/SMS in all (default 2.5 per conversation), all dated in the past
+        between the dataset's start and ``newest_days_ago`` days before ``now`` (older than a
+        usual lookback). The number is listed by GET /v2/api/numbers and /v1/api/numbers and
+        served by conversations, items search and v1 calls, and appears in ``truth()``.
+        Deterministic for a given (seed, number). Returns what ``touched()`` records.
+        """
+        if not isinstance(number, str) or not E164.match(number):
+            raise ValueError(f"not an E.164 number: {number!r}")
+        if isinstance(conversations, bool) or not isinstance(conversations, int) or conversations < 1:
+            raise ValueError("conversations must be a positive integer")
+        n_items = conversations * 5 // 2 if items is None else int(items)
+        if n_items < conversations:
+            raise ValueError("items must be at least the number of conversations")
+        with self.lock:
+            if number in self.numbers_by_number:
+                raise ValueError(f"{number} is already a number of this workspace")
+            newest = int(self.now_ts - newest_days_ago * DAY)
+            if newest <= self.start_ts:
+                raise ValueError("newest_days_ago leaves no room for history in the dataset's range")
+            rng = random.Random(f"number:{self.seed}:{number}")
+            meta = next((v for v in vocab.ALLO_NUMBERS if v[0] == number), None)
+            a = AlloNumber()
+            a.number, a.type = number, "NUMBER"
+            a.name = name or (meta[1] if meta else f"Line {number[-4:]}")
+            a.country = meta[2] if meta else "US"
+            a.capabilities = list(meta[3]) if meta else ["VOICE", "SMS"]
+            a.lang = meta[4] if meta else "en"
+            active = [u for u in self.users if u.status == "ACTIVE"]
+            a.users = rng.sample(active, min(2, len(active))) if active else self.users[:1]
+            self.numbers.append(a)
+            self.numbers_by_number[number] = a
+            self._used_numbers.add(number)
+            per_conv = [1] * conversations
+            for idx in rng.choices(range(conversations), k=n_items - conversations):
+                per_conv[idx] += 1
+            keys: list[tuple[str, str]] = []
+            new_ids: list[str] = []
+            calls: list[str] = []
+            contacts: list[str] = []
+            for k in per_conv:
+                country = a.country if rng.random() < 0.85 else rng.choice(["US", "FR", "GB"])
+                contact = self._new_contact_number(rng, country)
+                times = sorted(rng.randint(self.start_ts, newest) for _ in range(k))
+                if rng.random() < 0.7:
+                    pr = self._new_person(rng, [contact], times[0] - rng.randint(1, 30 * DAY))
+                    self.persons.append(pr)
+                    self.book[contact] = [pr]
+                    contacts.append("cnt_" + pr.suffix)
+                conv = Conversation()
+                conv.allo_number, conv.contact_number, conv.items = number, contact, []
+                for ts in times:
+                    it = self._new_item(rng, a, contact, ts, generated=True)
+                    conv.items.append(it)
+                    self.items_by_id[it.id] = it
+                    new_ids.append(it.id)
+                    if it.kind == "CALL":
+                        calls.append(self.v1_call_id(it))
+                    st = self._contact_stats.setdefault(contact, [0, 0])
+                    st[0] += 1
+                    st[1] = max(st[1], it.ts)
+                conv.items.sort(key=Item.sort_key)
+                self.convs[(number, contact)] = conv
+                keys.append((number, contact))
+            self._order = sorted(self.items_by_id.values(), key=Item.sort_key)
+            self._order_ts = [it.ts for it in self._order]
+            self._rebuild_conv_order(number)
+            self._invalidate()
+            out = {"numbers": [number], "conversations": keys, "items": new_ids, "calls": calls,
+                   "contacts": contacts}
+            self._touch(out)
+            return out
 
     def fill_pending_summaries(self) -> list[str]:
         """Fill every pending (null) call summary; dates and last_activity do not move."""
@@ -1097,6 +1228,8 @@ class Dataset:
             self._contact_stats[contact_number] = st
             self._rebuild_conv_order(allo_number)
             self._invalidate()
+            self._touch({"conversations": [(allo_number, contact_number)],
+                         "contacts": ["cnt_" + pr.suffix for pr in self.book.get(contact_number, ())]})
             return len(gone)
 
     # ------------------------------------------------------------ truth

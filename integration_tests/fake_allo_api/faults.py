@@ -38,6 +38,12 @@ class Knobs:
     ignore_date_filter: bool = False            # items search ignores date
     drift_during_paging: bool = False           # new activity after each conversations page 1
     drift_items: int = 3                        # how many items each drift adds
+    # A busy account: activity at any moment, answers in any order (see README "A busy account").
+    activity_per_answer: int = 0                # n calls/SMS land right before each list answer is computed
+    activity_number: str | None = None          # ... only on this Allo number (None: any number)
+    activity_move_share: float = 0.6            # share of events on an existing conversation (the rest: new ones)
+    answer_delay_ms: tuple[int, int] | None = None  # random extra delay per list answer, before it is computed
+    busy_paths: list[str] | None = field(default=None)  # list endpoints the two knobs above apply to
     fault_paths: list[str] | None = field(default=None)  # path prefixes faults apply to
     fault_limit: int | None = None              # at most this many faulty answers after a knob change
 
@@ -47,14 +53,26 @@ class Knobs:
         unknown = set(changes) - names
         if unknown:
             raise TypeError(f"unknown knob(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-        if "latency_ms" in changes and changes["latency_ms"] is not None:
-            lat = changes["latency_ms"]
-            if isinstance(lat, (int, float)):
-                lat = (lat, lat)
-            lo, hi = (int(x) for x in lat)
-            if lo < 0 or hi < lo:
-                raise ValueError("latency_ms must be (low, high) with 0 <= low <= high")
-            changes["latency_ms"] = (lo, hi)
+        for name in ("latency_ms", "answer_delay_ms"):
+            if name in changes and changes[name] is not None:
+                lat = changes[name]
+                if isinstance(lat, (int, float)):
+                    lat = (lat, lat)
+                lo, hi = (int(x) for x in lat)
+                if lo < 0 or hi < lo:
+                    raise ValueError(f"{name} must be (low, high) with 0 <= low <= high")
+                changes[name] = (lo, hi)
+        if "activity_per_answer" in changes:
+            v = changes["activity_per_answer"]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError("activity_per_answer must be an integer >= 0")
+        if "activity_move_share" in changes:
+            v = changes["activity_move_share"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError("activity_move_share must be a number from 0 to 1")
+            changes["activity_move_share"] = float(v)
+        if changes.get("busy_paths") is not None:
+            changes["busy_paths"] = [str(p) for p in changes["busy_paths"]]
         for name in ("fail_every_n", "slow_every_n", "drop_every_n", "truncate_every_n", "html_every_n", "fault_limit"):
             v = changes.get(name)
             if v is not None and (not isinstance(v, int) or v < 1):
@@ -65,9 +83,19 @@ class Knobs:
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        if d["latency_ms"] is not None:
-            d["latency_ms"] = list(d["latency_ms"])
+        for name in ("latency_ms", "answer_delay_ms"):
+            if d[name] is not None:
+                d[name] = list(d[name])
         return d
+
+    def busy(self, path: str) -> bool:
+        """True when the busy-account knobs apply to ``path`` (one of Allo's paginated list endpoints)."""
+        paths = BUSY_PATHS if self.busy_paths is None else self.busy_paths
+        return path in paths
+
+
+# Allo's paginated list endpoints: where activity and out-of-order answers can lose rows.
+BUSY_PATHS = ("/v2/api/conversations", "/v2/api/conversations/items/search", "/v1/api/calls", "/v1/api/contacts")
 
 
 @dataclass

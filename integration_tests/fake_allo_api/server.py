@@ -2,8 +2,9 @@
 
 Request pipeline (API routes): latency -> fault plan (storm, drop, html,
 fail, slow) -> auth -> per-second rate limit -> daily quota -> route
-(404/405) -> scope -> endpoint handler (400 validation or 200) -> optional
-truncation. ``/_fake/...`` control routes skip all of it and are not counted.
+(404/405) -> scope -> on a busy list endpoint: answer delay, then activity
+-> endpoint handler (400 validation or 200) -> optional truncation.
+``/_fake/...`` control routes skip all of it and are not counted.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class FakeAlloApi:
         self._quota = DailyQuota()
         self._latency_rng = random.Random(self.dataset.seed)
         self._latency_lock = threading.Lock()
+        self._delay_rng = random.Random(f"answer-delay:{self.dataset.seed}")
         self._stats_lock = threading.Lock()
         self._log_limit = log_limit
         self._reset_stats_data()
@@ -195,6 +197,9 @@ class FakeAlloApi:
 
     def set_knobs(self, **changes: Any) -> Knobs:
         """Change knobs at run time. Restarts the fault counter; a new daily_quota restarts quota counts."""
+        number = changes.get("activity_number")
+        if number is not None and number not in self.dataset.numbers_by_number:
+            raise ValueError(f"activity_number {number!r} is not a number of this workspace")
         with self._knob_lock:
             self.knobs = self.knobs.updated(**changes)
             self._faults.reset(self.knobs)
@@ -207,8 +212,42 @@ class FakeAlloApi:
     def truth(self, stream: str) -> list[dict]:
         return self.dataset.truth(stream)
 
-    def add_activity(self, n: int = 5, now: Any = None, allo_number: str | None = None) -> dict:
-        return self.dataset.add_activity(n=n, now=now, allo_number=allo_number)
+    def add_activity(self, n: int = 5, now: Any = None, allo_number: str | None = None,
+                     move_share: float = 0.6) -> dict:
+        return self.dataset.add_activity(n=n, now=now, allo_number=allo_number, move_share=move_share)
+
+    def add_number(self, number: str, conversations: int = 100, items: int | None = None,
+                   name: str | None = None, newest_days_ago: float = 2) -> dict:
+        """A new Allo number appears in the workspace with its own past history (see Dataset.add_number)."""
+        return self.dataset.add_number(number, conversations=conversations, items=items, name=name,
+                                       newest_days_ago=newest_days_ago)
+
+    def touched(self) -> dict:
+        """Conversation keys, item ids, v1 call and contact ids, numbers changed since reset_touched()."""
+        return self.dataset.touched()
+
+    def reset_touched(self) -> dict:
+        return self.dataset.reset_touched()
+
+    def _before_answer(self, knobs: Knobs, path: str) -> dict:
+        """Busy account: on a list endpoint, wait a random extra delay (so a later request can be computed
+        and answered first), then let activity land, right before the answer is computed."""
+        extra: dict = {}
+        if not knobs.busy(path):
+            return extra
+        if knobs.answer_delay_ms:
+            with self._latency_lock:
+                delay = self._delay_rng.uniform(*knobs.answer_delay_ms) / 1000
+            time.sleep(delay)
+            extra["delay_ms"] = round(delay * 1000, 2)
+        n = knobs.activity_per_answer
+        number = knobs.activity_number
+        if n and (number is None or number in self.dataset.numbers_by_number):
+            added = self.dataset.add_activity(n=n, allo_number=number, move_share=knobs.activity_move_share)
+            extra["activity"] = len(added["items"])
+            with self._stats_lock:
+                self._activity_events += len(added["items"])
+        return extra
 
     def fill_pending_summaries(self) -> list[str]:
         return self.dataset.fill_pending_summaries()
@@ -231,6 +270,7 @@ class FakeAlloApi:
         self._by_status: dict[str, int] = {}
         self._log: deque = deque(maxlen=self._log_limit)
         self._drift_items = 0
+        self._activity_events = 0
 
     def reset_stats(self) -> None:
         """Clear request counters and the log (quota usage and rate windows are kept)."""
@@ -242,14 +282,14 @@ class FakeAlloApi:
         with self._stats_lock:
             out = {"requests": self._requests, "by_endpoint": dict(self._by_endpoint),
                    "by_status": dict(self._by_status), "log": [dict(e) for e in self._log],
-                   "drift_items_added": self._drift_items}
+                   "drift_items_added": self._drift_items, "activity_events": self._activity_events}
         window = self.knobs.quota_window_seconds
         out["quota"] = {names.get(k, k): dict(v, limit=self.knobs.daily_quota)
                         for k, v in self._quota.usage(window).items()}
         return out
 
     def _record(self, method: str, path: str, query: dict, raw_body: bytes, status: Any, key_name: str | None,
-                t0: float) -> None:
+                t0: float, extra: dict | None = None) -> None:
         body = None
         if raw_body:
             try:
@@ -259,6 +299,8 @@ class FakeAlloApi:
         entry = {"method": method, "path": path, "query": {k: v[0] if len(v) == 1 else v for k, v in query.items()},
                  "body": body, "status": status, "t": t0, "key": key_name,
                  "ms": round((time.time() - t0) * 1000, 2)}
+        if extra:
+            entry.update(extra)
         with self._stats_lock:
             self._requests += 1
             ep = f"{method} {path}"
@@ -371,6 +413,7 @@ class FakeAlloApi:
         _ok, rl_headers, _ = self._limiter.check(None, klass, limit, False)
         headers = {"X-Request-Id": request_id, **rl_headers}
         key: ApiKey | None = None
+        extra: dict = {}
         status, ctype = 200, "application/json"
         try:
             if decision.html:
@@ -412,6 +455,9 @@ class FakeAlloApi:
                                suggestion=f"Create an API key with the {r.scope} scope in Settings > API.",
                                v1_details=[{"message": f"required={r.scope}", "field": "scope"}])
             req = Request(method=method, path=r.path, query=query, raw_body=raw, family=family, api=self, key=key)
+            extra = self._before_answer(knobs, r.path)
+            # When the answer's content was computed: with answer_delay_ms, not the arrival order.
+            extra["computed"] = time.time()
             body = self._json_bytes(r.handler(req))
         except ApiError as e:
             status = e.status
@@ -425,7 +471,7 @@ class FakeAlloApi:
         if decision.truncate and status == 200:
             body = body[: len(body) // 2]
         self._send(h, status, body, ctype, headers)
-        self._record(method, path, query, raw, status, key.name if key else None, t0)
+        self._record(method, path, query, raw, status, key.name if key else None, t0, extra)
 
     # ------------------------------------------------------------ /_fake control routes
 
@@ -447,8 +493,22 @@ class FakeAlloApi:
         if method == "POST" and path == "/_fake/activity":
             try:
                 return 200, self.add_activity(n=int(body.get("n", 5)), now=body.get("now"),
-                                              allo_number=body.get("allo_number"))
+                                              allo_number=body.get("allo_number"),
+                                              move_share=float(body.get("move_share", 0.6)))
             except (KeyError, ValueError, TypeError) as exc:
+                return 400, {"error": str(exc)}
+        if method == "GET" and path == "/_fake/touched":
+            return 200, self.touched()
+        if method == "POST" and path == "/_fake/touched/reset":
+            return 200, self.reset_touched()
+        if method == "POST" and path == "/_fake/numbers":
+            try:
+                return 200, self.add_number(body["number"], conversations=int(body.get("conversations", 100)),
+                                            items=body.get("items"), name=body.get("name"),
+                                            newest_days_ago=float(body.get("newest_days_ago", 2)))
+            except KeyError:
+                return 400, {"error": "body must name the new number: {\"number\": \"+1...\"}"}
+            except (ValueError, TypeError) as exc:
                 return 400, {"error": str(exc)}
         if method == "POST" and path == "/_fake/summaries/fill":
             return 200, {"items": self.fill_pending_summaries()}
