@@ -195,3 +195,71 @@ def test_every_manifest_stream_is_in_the_docs_streams_table():
     assert not missing, f"streams missing from docs/allo.md's Supported Streams table: {missing}"
     unknown = sorted(set(documented) - set(manifest_streams))
     assert not unknown, f"docs/allo.md documents streams the manifest does not have: {unknown}"
+
+
+# ------------------------------------------------------------------------------ manifest facts
+
+
+def _raw_manifest() -> dict:
+    return yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+
+
+def _spec_properties() -> dict:
+    return _raw_manifest()["spec"]["connection_specification"]["properties"]
+
+
+def test_every_stream_definition_names_itself_in_its_parameters():
+    """`$parameters: {name: ...}` is what the custom components read their stream's name from (warnings,
+    ESTIMATE messages): a stream without it would warn about stream ``."""
+    definitions = _raw_manifest()["definitions"]["streams"]
+    assert sorted(definitions) == sorted(_manifest_stream_names())
+    for key, stream in definitions.items():
+        assert stream["name"] == key, f"definitions.streams.{key} is named {stream['name']!r}"
+        assert stream.get("$parameters") == {"name": key}, f"stream {key}: $parameters must be {{name: {key}}}"
+
+
+def test_the_streams_list_refers_to_every_definition_once():
+    refs = [stream["$ref"] for stream in _raw_manifest()["streams"]]
+    assert len(refs) == len(set(refs))
+    assert sorted(refs) == sorted(f"#/definitions/streams/{name}" for name in _raw_manifest()["definitions"]["streams"])
+
+
+def test_the_docs_configuration_table_lists_the_visible_spec_fields_in_order():
+    properties = _spec_properties()
+    visible = sorted((name for name, field in properties.items() if not field.get("airbyte_hidden")), key=lambda n: properties[n]["order"])
+    rows = _table_rows(_section(DOCS.read_text(encoding="utf-8"), "Configuration"))
+    assert [row[0].strip("`") for row in rows] == visible
+    for row in rows:
+        assert row[1] == properties[row[0].strip("`")]["title"], f"docs/allo.md's title of {row[0]} differs from the spec"
+
+
+def test_removed_and_hidden_settings():
+    properties = _spec_properties()
+    assert "request_timeout_seconds" not in properties and "num_workers" not in properties
+    hidden = properties["fail_on_missing_scope"]
+    assert hidden["airbyte_hidden"] is True and hidden["default"] is False
+    assert [name for name, field in properties.items() if field.get("airbyte_hidden")] == ["fail_on_missing_scope"]
+    assert len({field["order"] for field in properties.values()}) == len(properties), "two spec fields share an `order`"
+
+
+def test_the_default_api_host_is_an_allowed_host_and_the_docs_url_matches():
+    from urllib.parse import urlsplit
+
+    metadata = _metadata()
+    default_host = urlsplit(_spec_properties()["api_url"]["default"]).hostname
+    assert default_host in metadata["allowedHosts"]["hosts"]
+    assert _raw_manifest()["spec"]["documentation_url"] == metadata["documentationUrl"]
+
+
+def test_the_manifest_version_is_within_the_cdk_pin():
+    from packaging.specifiers import SpecifierSet
+
+    tree = ast.parse(SETUP_PY.read_text(encoding="utf-8"))
+    pins = [
+        node.value for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("airbyte-cdk")
+    ]
+    assert len(pins) == 1, f"setup.py pins airbyte-cdk {len(pins)} times"
+    specifier = SpecifierSet(pins[0][len("airbyte-cdk"):])
+    version = str(_raw_manifest()["version"])
+    assert version in specifier, f"manifest version {version} is outside setup.py's {pins[0]}"
