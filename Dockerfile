@@ -17,7 +17,7 @@ FROM ${BASE_IMAGE}
 ARG BASE_PYTHON_VERSION
 
 LABEL io.airbyte.name="airbyte/source-allo" \
-      io.airbyte.version="0.1.0"
+      io.airbyte.version="0.2.0"
 
 # The base may already switch to its non-root user; installing needs root.
 USER root

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 MAIN_REQUIREMENTS = [
     # Tested minor only: a private CDK method changed signature between 7.28 and 7.39; move after a full suite run on the new minor.

@@ -296,10 +296,8 @@ class RepairAlloState(StateMigration):
                     f"{self.partition_field.replace('_', ' ')} is read again from start_date (duplicates, never a gap)."
                 )
                 continue
-            kept.append({
-                "partition": {self.partition_field: entry["partition"][self.partition_field]},
-                "cursor": {self.cursor_field: entry["cursor"][self.cursor_field]},
-            })
+            # The partition exactly as the CDK wrote it (with its `parent_slice`): it is matched as a whole.
+            kept.append({"partition": dict(entry["partition"]), "cursor": {self.cursor_field: entry["cursor"][self.cursor_field]}})
         repaired["states"] = kept
         if not kept:
             # No number has a cursor of its own: a readable global cursor is the previous release's state,
@@ -479,6 +477,20 @@ class AlloErrorHandler(DefaultErrorHandler):
             )
         return resolution
 
+    def backoff_time(
+        self,
+        response_or_exception: Optional[Union[requests.Response, requests.RequestException]],
+        attempt_count: int = 0,
+    ) -> Optional[float]:
+        wait = super().backoff_time(response_or_exception, attempt_count)
+        if wait is not None and isinstance(response_or_exception, requests.Response) and response_or_exception.status_code == 429:
+            # The CDK's own line says only "Rate limit exceeded": say what Allo answered, and that its wait is kept.
+            logger.info(
+                f"Allo request failed (attempt {attempt_count}): {describe_error(response_or_exception)}. "
+                f"Retrying in {wait:.1f} s, as Allo asks."
+            )
+        return wait
+
     def _warn_once(self, message: str) -> None:
         with self._lock:
             if self._warned:
@@ -545,7 +557,7 @@ def _describe_failure(response_or_exception: Any) -> str:
     where = ""
     if request is not None and getattr(request, "url", None):
         where = f"{request.method} {urlsplit(request.url).path} -> "
-    return f"{where}no answer ({type(response_or_exception).__name__})"
+    return f"{where}no answer ({type(response_or_exception).__name__}: {response_or_exception})"
 
 
 # ============================================================================================ paging

@@ -429,13 +429,6 @@ def test_the_partition_and_cursor_of_a_kept_entry_hold_only_the_cursor_field():
     assert _repair().migrate({"states": [entry]})["states"] == [_entry("+14155550100", "2026-05-01T10:00:00Z")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector bug: RepairAlloState rebuilds each partition as {allo_number} only, dropping the "
-    "`parent_slice: {}` the CDK's SubstreamPartitionRouter puts in every partition (and in the state it "
-    "saves). The CDK then finds no saved cursor for any number and re-reads conversations and "
-    "conversation_items from start_date on every sync. Remove this marker with the fix.",
-)
 def test_a_state_the_cdk_wrote_is_kept_as_written():
     # The shape of the last STATE message of `conversations` in a real sync against the fake API.
     written = {
