@@ -67,6 +67,17 @@ def of_number(rows: List[dict], number: str) -> List[dict]:
     return [r for r in rows if r["allo_number"] == number]
 
 
+def assert_state_honoured(run: Run, api: FakeAlloApi, numbers: Sequence[str]) -> None:
+    """The numbers synced before were read incrementally (else "everything arrived" would prove nothing)."""
+    for stream in STREAMS:
+        for number in numbers:
+            truth = of_number(api.truth(stream), number)
+            again = of_number(run.records(stream), number)
+            assert len(again) < len(truth) / 3, (
+                f"{stream} of {number} was read again in full ({len(again)} of {len(truth)} rows): the saved state was not used"
+            )
+
+
 def assert_all_emitted(stream: str, run: Run, rows: List[dict], what: str) -> None:
     emitted = {key_of(stream, r) for r in run.records(stream)}
     missing = [key_of(stream, r) for r in rows if key_of(stream, r) not in emitted]
@@ -89,6 +100,7 @@ def test_a_number_added_to_allo_numbers_after_the_first_sync_is_read_in_full(two
                        f"conversations of {FR}, the number added to allo_numbers")
     assert_all_emitted("conversation_items", second, of_number(api.truth("conversation_items"), FR),
                        f"conversation items of {FR}, the number added to allo_numbers")
+    assert_state_honoured(second, api, [US])
 
 
 def test_a_number_that_appears_in_the_workspace_between_two_syncs_is_read_in_full(two_numbers):
@@ -107,6 +119,7 @@ def test_a_number_that_appears_in_the_workspace_between_two_syncs_is_read_in_ful
                        f"conversations of {NEW}, the number that appeared in the workspace")
     assert_all_emitted("conversation_items", second, of_number(api.truth("conversation_items"), NEW),
                        f"conversation items of {NEW}, the number that appeared in the workspace")
+    assert_state_honoured(second, api, [US, FR])
 
 
 # --------------------------------------------------------------------------------------------- unusable states
