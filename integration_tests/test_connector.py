@@ -233,13 +233,14 @@ def test_incremental_second_sync_emits_the_changes_and_far_fewer_records(fresh_a
     def cursors(run):
         state = {s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in run.last_state_per_stream()}
         per_number = {e["partition"]["allo_number"]: e["cursor"]["last_activity"] for e in state["conversations"]["states"]}
-        return per_number, state["conversation_items"]["date"]
+        items = {e["partition"]["allo_number"]: e["cursor"]["date"] for e in state["conversation_items"]["states"]}
+        return per_number, items
 
     before, items_before = cursors(first)
     after, items_after = cursors(second)
     assert set(before) == set(after)
     assert any(after[n] > before[n] for n in after) and all(after[n] >= before[n] for n in after)
-    assert items_after >= items_before
+    assert set(items_before) == set(items_after) and all(items_after[n] >= items_before[n] for n in items_after)
 
 
 def test_a_key_with_only_conversations_read_syncs_conversations_and_warns_once_per_other_stream(fresh_api):
@@ -338,7 +339,7 @@ def test_each_list_is_read_one_page_after_the_other():
     for path in ("/v2/api/conversations", "/v1/api/calls"):
         entries = sorted((e for e in log if e["path"] == path), key=lambda e: e["t"])
         pages = Counter(e["query"]["page"] for e in entries)
-        assert len(entries) >= 8 and set(pages.values()) == {1}, (path, pages)
+        assert len(entries) >= 6 and set(pages.values()) == {1}, (path, pages)
         for earlier, later in zip(entries, entries[1:]):
             assert later["t"] >= earlier["t"] + earlier["ms"] / 1000 - 0.005, (
                 f"{path}: page {later['query']['page']} was requested before page {earlier['query']['page']} was answered"

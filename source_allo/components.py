@@ -297,7 +297,10 @@ class RepairAlloState(StateMigration):
                 )
                 continue
             # The partition exactly as the CDK wrote it (with its `parent_slice`): it is matched as a whole.
-            kept.append({"partition": dict(entry["partition"]), "cursor": {self.cursor_field: entry["cursor"][self.cursor_field]}})
+            partition = dict(entry["partition"])
+            # Saved by an older release without it: the CDK's parent-stream partitions always carry one.
+            partition.setdefault("parent_slice", {})
+            kept.append({"partition": partition, "cursor": {self.cursor_field: entry["cursor"][self.cursor_field]}})
         repaired["states"] = kept
         if not kept:
             # No number has a cursor of its own: a readable global cursor is the previous release's state,
