@@ -345,3 +345,32 @@ def test_each_list_is_read_one_page_after_the_other():
                 f"{path}: page {later['query']['page']} was requested before page {earlier['query']['page']} was answered"
             )
     assert len(run.records("conversations")) == len(truth)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_an_unreachable_api_fails_fast_with_one_error_naming_the_url(shared_api):
+    import time
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    config = {**config_for(shared_api), "api_url": url}
+    started = time.monotonic()
+    check = run_source("check", config)
+    status = check.connection_status()
+    assert status["status"] == "FAILED"
+    assert url in status["message"] and "refused" in status["message"] and "HTTPS" not in status["message"]
+    read = run_source("read", config, catalog_for(ALL_STREAMS))
+    assert time.monotonic() - started < 30, "check and read took longer than a few seconds each"
+    assert read.returncode == 1 and not read.records()
+    errors = read.errors()
+    assert len(errors) == 1, [e["message"][:120] for e in errors]
+    assert errors[0]["failure_type"] == "config_error" and url in errors[0]["message"] and "refused" in errors[0]["message"]
+    for run in (check, read):
+        assert "Traceback" not in run.stdout + run.stderr
+        run.assert_secret_absent(shared_api.keys["full"])

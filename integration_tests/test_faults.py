@@ -262,7 +262,7 @@ def assert_logs_say(run: Run, *needles: str) -> None:
 
 TRANSIENT_FAULTS = {
     # name: (knobs, words one log line must contain: the endpoint and what happened)
-    "429_storm": (dict(rate_limit_storm=6), ("HTTP 429",)),
+    "429_storm": (dict(rate_limit_storm=6), ("HTTP 429", "RATE_LIMIT_EXCEEDED", "/api/")),
     "5xx_every_4th": (dict(fail_every_n=4, fail_status=500), ("HTTP 500", "INTERNAL_SERVER_ERROR", "request_id", "/v2/api/")),
     "slow_every_3rd": (dict(slow_every_n=3, slow_seconds=1.5), ()),
     "dropped_connection_every_4th": (dict(drop_every_n=4), ("Connection aborted", "/v2/api/")),

@@ -142,6 +142,13 @@ class ValidApiUrl(ValidationStrategy):
             )
 
 
+def unreachable_message(url: str, reason: str) -> str:
+    return (
+        f"Could not connect to the Allo API at {url}: {reason}. Check the source's API URL "
+        f"(`api_url`; leave it empty for {DEFAULT_API_URL}) and that this machine can reach it."
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -231,9 +238,12 @@ class RepairAlloState(StateMigration):
                             {"partition": {"allo_number": "+14155550102"}}],
                  "lookback_window": 86400}
         after:  {"use_global_cursor": false,
-                 "states": [{"partition": {"allo_number": "+14155550100"},
+                 "states": [{"partition": {"allo_number": "+14155550100", "parent_slice": {}},
                              "cursor": {"last_activity": "2026-05-01T10:00:00Z"}}],
                  "lookback_window": 86400}
+
+      A partition is kept as the CDK wrote it (it matches partitions as a whole); one saved without the
+      `parent_slice` the CDK's parent-stream partitions carry gets the empty one.
 
       +14155550101 and +14155550102 (and any number not listed) start again at `start_date`, each
       with a warning. A state with no per-number entries but a readable global cursor (the shape of
@@ -451,12 +461,10 @@ class AlloErrorHandler(DefaultErrorHandler):
         if isinstance(response_or_exception, Exception):
             reason = _connection_problem(response_or_exception)
             if reason:
-                url = self.config.get("api_url") or DEFAULT_API_URL
                 return ErrorResolution(
                     response_action=ResponseAction.FAIL,
                     failure_type=FailureType.config_error,
-                    error_message=f"Could not connect to the Allo API at {url}: {reason}. Check the source's API URL "
-                    f"(`api_url`; leave it empty for {DEFAULT_API_URL}) and that this machine can reach it.",
+                    error_message=unreachable_message(self.config.get("api_url") or DEFAULT_API_URL, reason),
                 )
         resolution = super().interpret_response(response_or_exception)
         if not isinstance(response_or_exception, requests.Response):
@@ -470,7 +478,7 @@ class AlloErrorHandler(DefaultErrorHandler):
                 )
             self._warn_once(message)
             return resolution
-        if resolution.response_action in (ResponseAction.FAIL, ResponseAction.RETRY) and not response_or_exception.ok:
+        if resolution.response_action in (ResponseAction.FAIL, ResponseAction.RETRY, ResponseAction.RATE_LIMITED) and not response_or_exception.ok:
             detail = describe_error(response_or_exception)
             message = (resolution.error_message or "Allo request failed.").strip()
             if detail not in message:
@@ -480,26 +488,38 @@ class AlloErrorHandler(DefaultErrorHandler):
             )
         return resolution
 
-    def backoff_time(
-        self,
-        response_or_exception: Optional[Union[requests.Response, requests.RequestException]],
-        attempt_count: int = 0,
-    ) -> Optional[float]:
-        wait = super().backoff_time(response_or_exception, attempt_count)
-        if wait is not None and isinstance(response_or_exception, requests.Response) and response_or_exception.status_code == 429:
-            # The CDK's own line says only "Rate limit exceeded": say what Allo answered, and that its wait is kept.
-            logger.info(
-                f"Allo request failed (attempt {attempt_count}): {describe_error(response_or_exception)}. "
-                f"Retrying in {wait:.1f} s, as Allo asks."
-            )
-        return wait
-
     def _warn_once(self, message: str) -> None:
         with self._lock:
             if self._warned:
                 return
             self._warned = True
         logger.warning(f"Stream `{self.stream_name}`: {message}")
+
+
+@dataclass
+class SayWhatAlloAnswered(BackoffStrategy):
+    """First of the backoff strategies: logs what Allo answered to a request that is about to be retried
+    after a wait Allo asked for (a 429), then leaves the wait to the next strategies (`WaitTimeFromHeader`,
+    `WaitTimeFromResponse`). The CDK's own retry line says only "Rate limit exceeded", and the HTTP client
+    asks the strategies directly, so a strategy is the one place that sees every retried answer."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        pass
+
+    def backoff_time(
+        self,
+        response_or_exception: Optional[Union[requests.Response, requests.RequestException]],
+        attempt_count: int,
+    ) -> Optional[float]:
+        if isinstance(response_or_exception, requests.Response) and response_or_exception.status_code == 429:
+            logger.info(
+                f"Allo request failed (attempt {attempt_count}): {describe_error(response_or_exception)}. "
+                "Retrying after the wait Allo asks for."
+            )
+        return None
 
 
 @dataclass
@@ -604,6 +624,7 @@ class AlloPagination(PaginationStrategy):
         # by their request without its page number.
         self._lock = threading.Lock()
         self._totals: dict[str, tuple[int, int]] = {}
+        self._estimated_lists: set[str] = set()
         self._estimate = 0
         self._seen = 0
         self._last_log = time.monotonic()
@@ -631,7 +652,7 @@ class AlloPagination(PaginationStrategy):
         if served is not None:
             last_page_size = served
         has_more, total_pages = _page_metadata(body)
-        self._progress(current == self.start_from_page, _row_count(body, total_pages, self._page_size), last_page_size)
+        self._progress(self._first_answer_of_list(response), _row_count(body, total_pages, self._page_size), last_page_size)
         rewind_to = self._rewind_after_deletions(response, body, current)
         if rewind_to is not None:
             return rewind_to
@@ -640,6 +661,15 @@ class AlloPagination(PaginationStrategy):
             with self._lock:
                 self._totals.pop(_list_key(response), None)
         return following
+
+    def _first_answer_of_list(self, response: requests.Response) -> bool:
+        """True once per list, on its first answer: a rewind to page 1 must not count the list again."""
+        key = _list_key(response)
+        with self._lock:
+            if key in self._estimated_lists:
+                return False
+            self._estimated_lists.add(key)
+            return True
 
     def _following_page(self, current: int, rows: int, has_more: Optional[bool], total_pages: Optional[int]) -> Optional[int]:
         if rows == 0:

@@ -13,11 +13,14 @@ source exists.
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, List, Mapping, Optional
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -61,6 +64,48 @@ def build_source(
     return source
 
 
+PROBE_TIMEOUT_SECONDS = 5.0
+unreachable_message = components.unreachable_message
+
+
+def _config_error_for(message: str) -> AirbyteTracedException:
+    return AirbyteTracedException(message=message, failure_type=FailureType.config_error)
+
+
+def _probe_connection(url: str, host: str, port: int) -> None:
+    """Opens (and closes) a TCP connection to the API host before `check` or `read` starts: no request is
+    sent, nothing counts against a quota. A wrong URL then fails the command at once with one message, where
+    every partition of every stream would otherwise fail on its own (the concurrent CDK fails partitions
+    one by one). Skipped behind an HTTP(S) proxy, which requests go through but a direct connection does
+    not. Not part of the manifest: config validations also run for `discover`, which needs no network."""
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS).close()
+    except socket.gaierror:
+        raise _config_error_for(unreachable_message(url, "the host name could not be resolved")) from None
+    except ConnectionRefusedError:
+        raise _config_error_for(unreachable_message(url, "the connection was refused")) from None
+    except (socket.timeout, TimeoutError):
+        raise AirbyteTracedException(
+            message=f"The Allo API at {url} did not accept a connection within {PROBE_TIMEOUT_SECONDS:.0f} s. Check that "
+            "this machine can reach it (firewall, proxy), then retry.",
+            failure_type=FailureType.transient_error,
+        ) from None
+    except OSError as error:
+        raise AirbyteTracedException(
+            message=f"Could not connect to the Allo API at {url}: {error.strerror or error}. Check the source's API URL "
+            f"(`api_url`; leave it empty for {components.DEFAULT_API_URL}) and that this machine can reach it.",
+            failure_type=FailureType.transient_error,
+        ) from None
+
+
+def validate_config(source: YamlDeclarativeSource) -> None:
+    """Runs the manifest's config validations now. Building the streams runs them first; inside `check` the
+    CDK would log a validation error with its stack trace, where the message says everything."""
+    source.streams(config={})
+
+
 def _refuse_unknown_streams(source: YamlDeclarativeSource, catalog: ConfiguredAirbyteCatalog) -> None:
     # The CDK marks a catalog stream it does not know INCOMPLETE and reads nothing for it: a typo would
     # look like an empty stream.
@@ -72,6 +117,20 @@ def _refuse_unknown_streams(source: YamlDeclarativeSource, catalog: ConfiguredAi
             f"source-allo has: {', '.join(known)}. Run `discover` again and select streams from its output.",
             failure_type=FailureType.config_error,
         )
+
+
+def _refuse_unusable_state_messages(state: Optional[List[AirbyteStateMessage]]) -> None:
+    # This connector saves one STREAM state message per stream. The CDK silently ignores a LEGACY one
+    # (and would hand a GLOBAL one's shared cursor to every stream): a sync would start over, or skip, unsaid.
+    for message in state or []:
+        kind = getattr(getattr(message, "type", None), "value", None) or str(getattr(message, "type", ""))
+        if kind != "STREAM":
+            raise AirbyteTracedException(
+                message=f"The state holds a {kind or 'untyped'} state message; source-allo saves and resumes only from "
+                "per-stream (STREAM) state messages. Clear the connection's state in Airbyte (or run without --state) "
+                "to read again from start_date.",
+                failure_type=FailureType.config_error,
+            )
 
 
 def _read_file(kind: str, path: Optional[str], reader: Any) -> Any:
@@ -109,8 +168,17 @@ def _source_from_args(args: List[str]) -> Optional[YamlDeclarativeSource]:
         config = _read_file("config", AirbyteEntrypoint.extract_config(args), YamlDeclarativeSource.read_config)
         catalog = _read_file("catalog", AirbyteEntrypoint.extract_catalog(args), YamlDeclarativeSource.read_catalog)
         state = _read_file("state", AirbyteEntrypoint.extract_state(args), YamlDeclarativeSource.read_state)
+        _refuse_unusable_state_messages(state)
         try:
-            return build_source(config=config, catalog=catalog, state=state)
+            source = build_source(config=config, catalog=catalog, state=state)
+            if config is not None and command in ("check", "discover", "read"):
+                validate_config(source)
+            if config is not None and command in ("check", "read"):
+                url = config.get("api_url") or components.DEFAULT_API_URL
+                parts = urlsplit(url)
+                if parts.hostname:
+                    _probe_connection(url, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+            return source
         except AirbyteTracedException:
             raise
         except Exception as error:  # noqa: BLE001

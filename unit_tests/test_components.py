@@ -286,12 +286,6 @@ def test_a_list_without_counts_writes_no_estimate(capsys):
     assert _estimates(capsys) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector bug: AlloPagination adds a list's total to the ESTIMATE again whenever it rewinds to the "
-    "first page (it tells a first page by its page number), so one deletion while paging doubles the estimate. "
-    "Remove this marker with the fix.",
-)
 def test_a_rewind_to_the_first_page_does_not_count_the_list_again(capsys):
     strategy = _paginator()
     strategy.next_page_token(_v2_page(1, 350), 100, None, 1)
@@ -463,12 +457,6 @@ def test_a_rate_limit_is_waited_for_and_its_message_never_has_the_key():
     assert "429" in resolution.error_message and KEY not in resolution.error_message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector gap: AlloErrorHandler adds endpoint, code and request_id only to FAIL and RETRY messages; "
-    "the resolution of a 429 (RATE_LIMITED) keeps the manifest's bare text, so the error it raises names no "
-    "endpoint, code or request id. Remove this marker with the fix.",
-)
 def test_a_rate_limit_message_names_the_endpoint_and_request_id():
     resolution = _handler().interpret_response(_response(_allo_error("RATE_LIMIT_EXCEEDED", retry_after_seconds=2), 429))
     assert "GET /v2/api/conversations" in resolution.error_message and "req_abc123def456" in resolution.error_message

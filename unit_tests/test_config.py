@@ -329,7 +329,8 @@ def _repair(stream_name="conversations", cursor_field="last_activity", per_parti
 
 
 def _entry(number, cursor, field="last_activity"):
-    return {"partition": {"allo_number": number}, "cursor": {field: cursor}}
+    # As the CDK writes a per-number entry: its parent-stream partitions carry an empty `parent_slice`.
+    return {"partition": {"allo_number": number, "parent_slice": {}}, "cursor": {field: cursor}}
 
 
 def _warnings(caplog):
@@ -356,7 +357,7 @@ def test_per_partition_docstring_example(caplog):
     after = _repair().migrate(before)
     assert after == {
         "use_global_cursor": False,
-        "states": [{"partition": {"allo_number": "+14155550100"}, "cursor": {"last_activity": "2026-05-01T10:00:00Z"}}],
+        "states": [{"partition": {"allo_number": "+14155550100", "parent_slice": {}}, "cursor": {"last_activity": "2026-05-01T10:00:00Z"}}],
         "lookback_window": 86400,
     }
     assert before == original, "the migration must not change the state it was given"
