@@ -443,6 +443,8 @@ def v1_calls(req: Request) -> dict:
     ds = req.dataset
     with ds.lock:
         recs = ds.calls_v1(allo, req.q("contact_number") or None)
+        if allo in (req.knobs.calls_oldest_first or []):
+            recs = list(reversed(recs))  # Allo does not document the order: a number served the other way
         total_pages = math.ceil(len(recs) / size)
         results = [ds.v1_call_view(it) for it in recs[page * size: (page + 1) * size]]
     return {"data": {"results": results, "metadata": {"total_pages": total_pages, "current_page": page}}}

@@ -36,6 +36,7 @@ class Knobs:
     html_status: int = 502
     ignore_since_filter: bool = False           # conversations ignore last_activity_since
     ignore_date_filter: bool = False            # items search ignores date
+    calls_oldest_first: list[str] | None = None  # v1 calls of these Allo numbers are served oldest first
     drift_during_paging: bool = False           # new activity after each conversations page 1
     drift_items: int = 3                        # how many items each drift adds
     # A busy account: activity at any moment, answers in any order (see README "A busy account").
@@ -77,6 +78,8 @@ class Knobs:
             v = changes.get(name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be a positive integer or None")
+        if changes.get("calls_oldest_first") is not None:
+            changes["calls_oldest_first"] = [str(n) for n in changes["calls_oldest_first"]]
         if changes.get("fault_paths") is not None:
             changes["fault_paths"] = [str(p) for p in changes["fault_paths"]]
         return dataclasses.replace(self, **changes)
