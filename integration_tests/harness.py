@@ -33,10 +33,11 @@ PRIMARY_KEYS: Dict[str, List[str]] = {
     "crm_companies": ["id"],
     "crm_deals": ["id"],
     "contacts": ["id"],
+    "contact_details": ["id"],
     "calls": ["id"],
     "team_metrics_daily": ["date", "user_id"],
 }
-CURSORS = {"conversations": "last_activity", "conversation_items": "date", "calls": "start_date", "crm_people": "updated_at", "crm_companies": "updated_at", "crm_deals": "updated_at", "team_metrics_daily": "date"}
+CURSORS = {"conversations": "last_activity", "conversation_items": "date", "calls": "start_date", "crm_people": "updated_at", "crm_companies": "updated_at", "crm_deals": "updated_at", "contact_details": "changed_at", "team_metrics_daily": "date"}
 
 
 @dataclass

@@ -469,6 +469,77 @@ def test_v1_contacts_are_zero_indexed(c, api):
     assert all(r["engagement"] in (None, "ENGAGED", "COOLING", "COLD") for r in truth)
 
 
+# ContactContextApiResponse in Allo's OpenAPI document (July 2026).
+CONTACT_CONTEXT_FIELDS = {"id", "name", "last_name", "numbers", "emails", "company", "job_title", "website",
+                          "integration_data", "custom_properties", "engagement", "activity", "conversation_url"}
+
+
+def test_v1_contact_context_follows_the_contract(c, api):
+    truth = api.truth("contact_details")
+    listed = {r["id"]: r for r in api.truth("contacts")}
+    assert [r["id"] for r in truth] == list(listed)
+    first = truth[0]["id"]
+    full = c.get(f"/v1/api/contact/{first}", extend="engagement,activity")
+    assert full.status_code == 200
+    data = full.json()["data"]
+    assert data == {k: v for k, v in truth[0].items() if k != "changed_at"}
+    assert set(data) == CONTACT_CONTEXT_FIELDS
+    # engagement and activity only when extended; the rest always
+    plain = c.get(f"/v1/api/contact/{first}").json()["data"]
+    assert "engagement" not in plain and "activity" not in plain
+    assert plain == {k: v for k, v in data.items() if k not in ("engagement", "activity")}
+    assert set(c.get(f"/v1/api/contact/{first}", extend="activity").json()["data"]) == set(plain) | {"activity"}
+    # the list's identity fields, and what only the contact's page has
+    for r in truth:
+        same = listed[r["id"]]
+        assert all(r[k] == same[k] for k in ("name", "last_name", "numbers", "company", "job_title", "website", "engagement"))
+        assert r["conversation_url"] == f"/v1/api/contact/{r['id']}/conversation"
+        assert r["changed_at"] == max(same["updated_at"] or "", same["last_activity_date"] or "")
+        for a in r["activity"]:
+            assert a["type"] in ("INBOUND_CALL", "OUTBOUND_CALL", "INBOUND_SMS", "OUTBOUND_SMS") and ZONELESS.match(a["made_at"])
+            assert (a["allo_number"] is None) == a["type"].endswith("_SMS") and (a["content"] is None) == a["type"].endswith("_CALL")
+        assert [a["made_at"] for a in r["activity"]] == sorted((a["made_at"] for a in r["activity"]), reverse=True)
+        assert len(r["activity"]) <= 10 and (not r["activity"] or r["activity"][0]["made_at"] == same["last_activity_date"])
+    kinds = Counter(k for r in truth for k in r["integration_data"])
+    assert {"HUBSPOT", "SALESFORCE", "PIPEDRIVE"} <= set(kinds) and any(r["integration_data"] == {} for r in truth)
+    assert any(r["custom_properties"] is None for r in truth) and any(r["custom_properties"] for r in truth)
+    assert any(r["emails"] for r in truth) and any(r["emails"] == [] for r in truth)
+
+
+def test_v1_contact_errors(c, api):
+    first = api.truth("contacts")[0]["id"]
+    missing = c.get("/v1/api/contact/cnt_doesnotexist")
+    assert missing.status_code == 400 and missing.json() == {"code": "CONTACT_NOT_FOUND", "details": None}
+    bad = c.get(f"/v1/api/contact/{first}", extend="transcript")
+    assert bad.status_code == 400 and bad.json()["code"] == "UNSUPPORTED_EXTEND_VALUE"
+    refused = c.get(f"/v1/api/contact/{first}", key="conversations_only")
+    assert refused.status_code == 403 and refused.json()["code"] == "API_KEY_INSUFFICIENT_SCOPE"
+    assert c.post(f"/v1/api/contact/{first}").status_code == 405
+    assert c.get(f"/v1/api/contact/{first}/conversation").status_code == 404
+    me = c.get("/v2/api/me").json()["data"]
+    assert {"method": "GET", "path": "/v1/api/contact/{contact_id}", "scope": "CONTACTS_READ"}.items() <= \
+        next(e for e in me["endpoints"] if e["path"] == "/v1/api/contact/{contact_id}").items()
+
+
+def test_activity_moves_the_updated_at_of_the_contacts_it_changes(fresh, fc):
+    before_rows = {r["id"]: r for r in fresh.truth("contact_details")}
+    fresh.reset_touched()
+    fresh.add_activity(n=15)
+    changed = set(fresh.touched()["contacts"])
+    after_rows = {r["id"]: r for r in fresh.truth("contact_details")}
+    listed = {r["id"]: r for r in fresh.truth("contacts")}
+    assert changed and changed <= set(after_rows)
+    for cid, row in after_rows.items():
+        if cid in changed:
+            assert listed[cid]["updated_at"] == listed[cid]["last_activity_date"] == row["changed_at"]
+            assert cid not in before_rows or row["changed_at"] > before_rows[cid]["changed_at"]
+        else:
+            assert row == before_rows[cid]
+    fresh.set_knobs(deleted_contacts=[sorted(changed)[0]])
+    assert fc.get(f"/v1/api/contact/{sorted(changed)[0]}").json()["code"] == "CONTACT_NOT_FOUND"
+    assert sorted(changed)[0] in listed
+
+
 def test_v1_calls_are_legacy_views_of_the_same_calls(c, api):
     r = c.get("/v1/api/calls")
     assert r.status_code == 400 and r.json()["details"][0]["field"] == "allo_number"

@@ -255,6 +255,20 @@ class RepairAlloState(StateMigration):
         before: {"updated_at": "not a date"}      after: {}          (re-read from the start, warning)
         before: {"updated_at": "2026-05-01T10:00:00Z"}               (unchanged)
 
+    Substreams read only for the parent records that changed (`parent_stream` set: `contact_details`, one
+    partition per changed contact, with the CDK's global substream cursor)::
+
+        before: {"use_global_cursor": true, "state": {"changed_at": "2026-05-01T10:00:00"}, "lookback_window": 12,
+                 "parent_state": {"contact_list": {"changed_at": "2026-05-01T10:00:00"}}}
+        after:  {"use_global_cursor": true, "states": [],
+                 "parent_state": {"contact_list": {"changed_at": "2026-05-01T10:00:00"}}}
+
+      Only the parent's cursor decides what is read (the parents changed since it); it is kept as saved. The
+      substream's own cursor (`state`, per-partition `states`, `lookback_window`) is dropped: each partition
+      then starts at the cursor's start, so a partition the parent hands over is never skipped by a cursor
+      saved ahead of it. A state without a readable parent cursor (none, not a date, another shape) is
+      dropped with a warning: every parent record is read again (one request each, duplicates, never a gap).
+
     Anything else (not an object, `states` not a list, another connector's keys) is dropped with a
     warning naming the stream and what was wrong: that stream is read again from `start_date`.
     """
@@ -265,6 +279,7 @@ class RepairAlloState(StateMigration):
     cursor_field: str = ""
     partition_field: str = "allo_number"
     per_partition: bool = False
+    parent_stream: str = ""
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         if isinstance(self.per_partition, str):
@@ -276,9 +291,23 @@ class RepairAlloState(StateMigration):
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         if not isinstance(stream_state, Mapping):
             return self._drop(f"it is not an object ({_shorten(stream_state)})")
+        if self.parent_stream:
+            return self._repair_substream(stream_state)
         if self.per_partition:
             return self._repair_per_partition(stream_state)
         return self._repair_flat(stream_state)
+
+    def _repair_substream(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        parents = stream_state.get("parent_state")
+        parent = parents.get(self.parent_stream) if isinstance(parents, Mapping) else None
+        if not isinstance(parent, Mapping) or self.cursor_field not in parent:
+            return self._drop(
+                f"it has no `{self.cursor_field}` cursor of its parent `{self.parent_stream}` ({_shorten(stream_state)})"
+            )
+        value = parent[self.cursor_field]
+        if parse_instant(value) is None:
+            return self._drop(f"the `{self.cursor_field}` cursor {value!r} of its parent `{self.parent_stream}` is not a date")
+        return {"use_global_cursor": True, "states": [], "parent_state": {self.parent_stream: {self.cursor_field: value}}}
 
     def _repair_flat(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         if self.cursor_field not in stream_state:
@@ -337,9 +366,14 @@ class RepairAlloState(StateMigration):
         return None
 
     def _drop(self, problem: str) -> Mapping[str, Any]:
+        again = (
+            "read again in full, one request per parent record"
+            if self.parent_stream
+            else "read again from start_date"
+        )
         logger.warning(
-            f"Ignoring the saved state of stream `{self.stream_name}`: {problem}. The stream is read again from "
-            "start_date (duplicates, never a gap)."
+            f"Ignoring the saved state of stream `{self.stream_name}`: {problem}. The stream is {again} "
+            "(duplicates, never a gap)."
         )
         return {}
 

@@ -485,6 +485,29 @@ class Generator:
             keys=["id"],
         )
 
+    def contact_details(self) -> Dict[str, Any]:
+        context = self.component("ContactContextApiResponse")
+        context.setdefault("properties", {})["changed_at"] = {
+            "type": "string",
+            "format": "date-time",
+            "description": (
+                "Added by the connector, the cursor: the later of the contact's updated_at and last_activity_date "
+                "in GET /v1/api/contacts when these details were read. Null when the list gives neither."
+            ),
+        }
+        return self.root(
+            context,
+            method="GET",
+            path="/v1/api/contact/{contact_id}",
+            page=DOCS_V1 + "contacts/get-contact",
+            what=(
+                "One record per address-book contact with what only its own page returns: emails, CRM "
+                "integration data, custom properties, engagement and recent activity (legacy v1 API, data, "
+                "requested with extend=engagement,activity)."
+            ),
+            keys=["id"],
+        )
+
     def calls(self) -> Dict[str, Any]:
         call = self.component("CallApiResponse")
         properties = {
@@ -593,6 +616,7 @@ class Generator:
                 "CrmDeal", "/v2/api/crm/deals/search", "crm/search-deals", "One record per CRM deal."
             ),
             "contacts": self.contacts(),
+            "contact_details": self.contact_details(),
             "calls": self.calls(),
             "team_metrics_daily": self.team_metrics_daily(),
         }

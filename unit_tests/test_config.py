@@ -528,6 +528,43 @@ def test_an_empty_state_is_not_migrated():
     assert _repair().should_migrate({"states": []}) is True
 
 
+def _repair_details():
+    return RepairAlloState(config={}, parameters={}, stream_name="contact_details", cursor_field="changed_at",
+                           parent_stream="contact_list")
+
+
+def test_substream_docstring_example(caplog):
+    # contact_details: only the parent's cursor is kept; the substream's own cursor is dropped, without a warning.
+    before = {"use_global_cursor": True, "state": {"changed_at": "2026-05-01T10:00:00"}, "lookback_window": 12,
+              "parent_state": {"contact_list": {"changed_at": "2026-05-01T10:00:00"}}}
+    assert _repair_details().migrate(before) == {
+        "use_global_cursor": True, "states": [], "parent_state": {"contact_list": {"changed_at": "2026-05-01T10:00:00"}}}
+    assert _warnings(caplog) == []
+
+
+def test_a_substream_cursor_saved_ahead_of_its_parent_is_not_kept():
+    # A child cursor in 2099 would leave every partition the parent hands over without a slice to read.
+    state = {"use_global_cursor": False, "state": {"changed_at": "2099-01-01T00:00:00"},
+             "states": [{"partition": {"contact_id": "cnt_1", "parent_slice": {}}, "cursor": {"changed_at": "2099-01-01T00:00:00"}}],
+             "parent_state": {"contact_list": {"changed_at": "2026-05-01T10:00:00Z"}}}
+    assert _repair_details().migrate(state) == {
+        "use_global_cursor": True, "states": [], "parent_state": {"contact_list": {"changed_at": "2026-05-01T10:00:00Z"}}}
+
+
+@pytest.mark.parametrize("state, needle", [
+    ({"parent_state": {"contact_list": {"changed_at": "yesterday"}}}, "'yesterday'"),
+    ({"parent_state": {"contact_list": {}}}, "no `changed_at` cursor of its parent `contact_list`"),
+    ({"parent_state": {"contacts": {"changed_at": "2026-05-01T10:00:00"}}}, "no `changed_at` cursor"),
+    ({"parent_state": ["2026-05-01T10:00:00"]}, "no `changed_at` cursor"),
+    ({"use_global_cursor": True, "state": {"changed_at": "2026-05-01T10:00:00"}}, "no `changed_at` cursor"),
+    ({"changed_at": "2026-05-01T10:00:00"}, "no `changed_at` cursor"),
+])
+def test_a_substream_state_without_a_readable_parent_cursor_is_read_again_in_full(caplog, state, needle):
+    assert _repair_details().migrate(state) == {}
+    (warning,) = _warnings(caplog)
+    assert "`contact_details`" in warning and needle in warning and "read again in full" in warning
+
+
 # ---------------------------------------------------------------------------- RepairAlloState in the manifest
 
 
@@ -539,6 +576,8 @@ INCREMENTAL_STREAMS = {
     "crm_companies": ("updated_at", False),
     "crm_deals": ("updated_at", False),
     "team_metrics_daily": ("date", False),
+    "contact_details": ("changed_at", False),
+    "calls": ("start_date", True),
 }
 
 
@@ -557,7 +596,13 @@ def test_every_incremental_stream_repairs_its_state_with_its_own_cursor(name):
     assert migration.stream_name == name
     assert migration.cursor_field == definition["incremental_sync"]["cursor_field"] == cursor_field
     assert migration.per_partition is per_number
-    assert bool(definition["retriever"].get("partition_router")) is per_number
+    # contact_details is partitioned by contact, but only its parent's cursor (`parent_state`) is repaired.
+    assert bool(definition["retriever"].get("partition_router")) is (per_number or bool(migration.parent_stream))
+    if migration.parent_stream:
+        (parent,) = definition["retriever"]["partition_router"]["parent_stream_configs"]
+        assert parent["incremental_dependency"] is True
+        assert migration.parent_stream == parent["stream"]["name"]
+        assert parent["stream"]["incremental_sync"]["cursor_field"] == cursor_field
     if per_number:
         assert migration.partition_field == definition["retriever"]["partition_router"]["parent_stream_configs"][0]["partition_field"]
 

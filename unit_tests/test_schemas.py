@@ -34,6 +34,7 @@ KEY_FIELDS = {
     "crm_companies": ["id"],
     "crm_deals": ["id"],
     "contacts": ["id"],
+    "contact_details": ["id"],
     "calls": ["id"],
     "team_metrics_daily": ["date", "user_id", "scope"],
 }

@@ -42,7 +42,7 @@ TOUCHED_KINDS = ("conversations", "items", "calls", "contacts", "numbers")
 
 TRUTH_STREAMS = (
     "conversations", "conversation_items", "phone_numbers", "users", "tags", "summary_templates",
-    "webhooks", "webhook_event_types", "crm_people", "crm_companies", "crm_deals", "contacts",
+    "webhooks", "webhook_event_types", "crm_people", "crm_companies", "crm_deals", "contacts", "contact_details",
     "calls", "team_metrics_daily",
 )
 
@@ -841,6 +841,69 @@ class Dataset:
                 "numbers": list(pr.numbers), "is_whitelisted": pr.is_whitelisted,
                 "last_activity_date": fmt_local(last), "engagement": engagement}
 
+    # The most recent calls and SMS a contact's context lists (`extend=activity`).
+    CONTACT_ACTIVITY_LIMIT = 10
+
+    def v1_contact_by_id(self, contact_id: str) -> Person | None:
+        with self.lock:
+            ids = self._cached(("v1contact_ids", self.version), lambda: {"cnt_" + p.suffix: p for p in self.persons})
+            return ids.get(contact_id)
+
+    def _contact_extras(self, pr: Person) -> tuple[dict, dict | None]:
+        """A contact's CRM links (`integration_data`) and `custom_properties`: not stored, drawn from
+        (seed, contact). About 45% are linked to HubSpot, 20% to Salesforce, 10% to Pipedrive (a few to two
+        CRMs), the rest to none ({}); 30% have no custom properties (null)."""
+        rng = random.Random(f"contact-extras:{self.seed}:{pr.suffix}")
+        integration: dict[str, dict] = {}
+        r = rng.random()
+        if r < 0.45 or rng.random() < 0.05:
+            integration["HUBSPOT"] = {"contact_id": str(rng.randint(10_000, 99_999_999)),
+                                      "deal_stage": rng.choice(["Appointment scheduled", "Qualified to buy",
+                                                                "Negotiation", "Closed won", None])}
+        if 0.45 <= r < 0.65:
+            integration["SALESFORCE"] = {"contact_id": "003" + _rid(rng, 15, _ALNUM_MIXED),
+                                         "account_id": "001" + _rid(rng, 15, _ALNUM_MIXED) if pr.company else None}
+        if 0.65 <= r < 0.75:
+            integration["PIPEDRIVE"] = {"person_id": rng.randint(1, 999_999),
+                                        "org_id": rng.randint(1, 99_999) if pr.company else None}
+        custom = None
+        if rng.random() >= 0.3:
+            custom = {"preferred_language": rng.choice(["English", "French", "German", "Spanish"]),
+                      "vip_status": rng.random() < 0.15}
+            if rng.random() < 0.5:
+                custom["lead_score"] = rng.randint(0, 100)
+        return integration, custom
+
+    def contact_activity(self, pr: Person, limit: int) -> list[dict]:
+        """The contact's most recent calls and SMS on any Allo number, newest first (ContactActivityApiResponse)."""
+        recent: list[Item] = []
+        for number in pr.numbers:
+            for a in self.numbers:
+                conv = self.convs.get((a.number, number))
+                if conv is not None:
+                    recent.extend(conv.items[-limit:])
+        recent.sort(key=Item.sort_key, reverse=True)
+        return [{"type": f"{it.direction}_{it.kind}", "made_by": it.user.name, "made_at": fmt_local(it.ts),
+                 "allo_number": it.allo_number if it.kind == "CALL" else None,
+                 "content": it.content if it.kind == "SMS" else None} for it in recent[:limit]]
+
+    def v1_contact_context_view(self, pr: Person, engagement: bool = True, activity: bool = True) -> dict:
+        """GET /v1/api/contact/{contact_id} (ContactContextApiResponse): the list's identity fields plus
+        emails, CRM links, custom properties; `engagement` and `activity` only when extended."""
+        listed = self.v1_contact_view(pr)
+        integration, custom = self._contact_extras(pr)
+        out = {key: listed[key] for key in ("id", "name", "last_name", "numbers")}
+        out["emails"] = list(pr.emails)
+        out.update({key: listed[key] for key in ("company", "job_title", "website")})
+        out["integration_data"] = integration
+        out["custom_properties"] = custom
+        if engagement:
+            out["engagement"] = listed["engagement"]
+        if activity:
+            out["activity"] = self.contact_activity(pr, self.CONTACT_ACTIVITY_LIMIT)
+        out["conversation_url"] = f"/v1/api/contact/{listed['id']}/conversation"
+        return out
+
     @staticmethod
     def v1_call_id(it: Item) -> str:
         return "call_" + it.id[4:]
@@ -1081,6 +1144,7 @@ class Dataset:
                     new_calls.append(self.v1_call_id(it))
                 for pr in self.book.get(contact, ()):
                     contacts["cnt_" + pr.suffix] = None
+                    pr.updated_ts = max(pr.updated_ts, ts)  # its activity, engagement and context changed
                 if (a.number, contact) not in touched:
                     touched.append((a.number, contact))
                 touched_numbers.add(a.number)
@@ -1172,6 +1236,7 @@ class Dataset:
                 times = sorted(rng.randint(self.start_ts, newest) for _ in range(k))
                 if rng.random() < 0.7:
                     pr = self._new_person(rng, [contact], times[0] - rng.randint(1, 30 * DAY))
+                    pr.updated_ts = self.now_ts  # entered the address book now, with past history
                     self.persons.append(pr)
                     self.book[contact] = [pr]
                     contacts.append("cnt_" + pr.suffix)
@@ -1266,6 +1331,11 @@ class Dataset:
             return [self.crm_deal_view(d) for d in self._crm_sorted("deals", "DATE_DESC")]
         if stream == "contacts":
             return [self.v1_contact_view(p) for p in self.contacts_v1()]
+        if stream == "contact_details":
+            # changed_at: the later of the listed updated_at and last_activity_date (as the connector writes it)
+            return [{**self.v1_contact_context_view(p),
+                     "changed_at": max(fmt_local(p.updated_ts) or "", fmt_local(self._person_stats(p)[1]) or "")}
+                    for p in self.contacts_v1()]
         if stream == "calls":
             return [{"allo_number": a.number, **self.v1_call_view(it)}
                     for a in self.numbers for it in self.calls_v1(a.number)]

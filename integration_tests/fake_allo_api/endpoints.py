@@ -28,6 +28,7 @@ class Request:
     family: str                      # "v1" or "v2": picks the error envelope
     api: Any                         # the FakeAlloApi (knobs, drift hook)
     key: Any = None                  # the authenticated ApiKey
+    path_params: dict[str, str] = field(default_factory=dict)  # {name} segments of a templated route
     _json: Any = field(default=None, repr=False)
 
     @property
@@ -450,6 +451,53 @@ def v1_calls(req: Request) -> dict:
     return {"data": {"results": results, "metadata": {"total_pages": total_pages, "current_page": page}}}
 
 
+@route("GET", "/v1/api/contact/{contact_id}", "CONTACTS_READ",
+       "Get one contact's context: emails, CRM integration data, custom properties, activity (legacy)")
+def v1_contact(req: Request) -> dict:
+    """`extend` takes `engagement` and `activity` (comma-separated); an unknown id is 400 CONTACT_NOT_FOUND
+    with details null, as the OpenAPI document shows."""
+    wanted = [v.strip() for v in (req.q("extend") or "").split(",") if v.strip()]
+    for value in wanted:
+        if value not in ("engagement", "activity"):
+            raise ApiError("UNSUPPORTED_EXTEND_VALUE",
+                           f"Unsupported extend value '{value}'. Available options: engagement, activity.",
+                           param="extend")
+    ds = req.dataset
+    with ds.lock:
+        contact_id = req.path_params.get("contact_id", "")
+        person = ds.v1_contact_by_id(contact_id)
+        if person is None or contact_id in (req.knobs.deleted_contacts or []):
+            # deleted_contacts: deleted between the list and this request (the list answer still had it)
+            raise ApiError("CONTACT_NOT_FOUND")
+        return {"data": ds.v1_contact_context_view(person, engagement="engagement" in wanted,
+                                                   activity="activity" in wanted)}
+
+
+def _template_match(template: str, path: str) -> dict[str, str] | None:
+    """The {name} segments of ``path`` when it matches the route ``template``; None otherwise."""
+    if "{" not in template:
+        return None
+    want, got = template.split("/"), path.split("/")
+    if len(want) != len(got):
+        return None
+    params = {}
+    for w, g in zip(want, got):
+        if w.startswith("{") and w.endswith("}"):
+            if not g:
+                return None
+            params[w[1:-1]] = g
+        elif w != g:
+            return None
+    return params
+
+
+def path_params(route_path: str, path: str) -> dict[str, str]:
+    """The path parameters of a request routed to ``route_path`` ({} for a plain route)."""
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    return _template_match(route_path, path) or {}
+
+
 def find_route(method: str, path: str) -> Route:
     """The route for (method, path); 404 ENDPOINT_NOT_FOUND or 405 METHOD_NOT_ALLOWED otherwise."""
     if len(path) > 1 and path.endswith("/"):
@@ -457,7 +505,10 @@ def find_route(method: str, path: str) -> Route:
     r = ROUTES.get((method, path))
     if r is not None:
         return r
-    allowed = sorted(m for (m, p) in ROUTES if p == path)
+    for (m, p), candidate in ROUTES.items():
+        if m == method and _template_match(p, path) is not None:
+            return candidate
+    allowed = sorted(m for (m, p) in ROUTES if p == path or _template_match(p, path) is not None)
     if allowed:
         raise ApiError("METHOD_NOT_ALLOWED", f"{method} is not allowed on {path}. Allowed: {', '.join(allowed)}.")
     raise ApiError("ENDPOINT_NOT_FOUND", f"No endpoint {method} {path}.")

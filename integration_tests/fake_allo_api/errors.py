@@ -44,6 +44,8 @@ CATALOGUE: dict[str, tuple[int, str, str, str | None, bool]] = {
     "INVALID_SEARCH_QUERY": (400, "validation_error",
                              "The search query must contain at least one alphanumeric character.",
                              "Special characters are stripped automatically; use plain keywords.", False),
+    # v1 GET /v1/api/contact/{contact_id}: the OpenAPI document answers an unknown id with 400, not 404.
+    "CONTACT_NOT_FOUND": (400, "not_found_error", "Contact not found.", None, False),
     "ENDPOINT_NOT_FOUND": (404, "not_found_error", "No endpoint matches this path.",
                            "Call GET /v2/api/me to list the endpoints available to your key.", False),
     "METHOD_NOT_ALLOWED": (405, "validation_error", "This method is not allowed on this endpoint.",

@@ -37,6 +37,7 @@ class Knobs:
     ignore_since_filter: bool = False           # conversations ignore last_activity_since
     ignore_date_filter: bool = False            # items search ignores date
     calls_oldest_first: list[str] | None = None  # v1 calls of these Allo numbers are served oldest first
+    deleted_contacts: list[str] | None = None   # v1 contact ids still listed whose page answers CONTACT_NOT_FOUND
     drift_during_paging: bool = False           # new activity after each conversations page 1
     drift_items: int = 3                        # how many items each drift adds
     # A busy account: activity at any moment, answers in any order (see README "A busy account").
@@ -80,6 +81,8 @@ class Knobs:
                 raise ValueError(f"{name} must be a positive integer or None")
         if changes.get("calls_oldest_first") is not None:
             changes["calls_oldest_first"] = [str(n) for n in changes["calls_oldest_first"]]
+        if changes.get("deleted_contacts") is not None:
+            changes["deleted_contacts"] = [str(n) for n in changes["deleted_contacts"]]
         if changes.get("fault_paths") is not None:
             changes["fault_paths"] = [str(p) for p in changes["fault_paths"]]
         return dataclasses.replace(self, **changes)

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .dataset import TRUTH_STREAMS, Dataset
-from .endpoints import Request, find_route
+from .endpoints import Request, find_route, path_params
 from .errors import ApiError, new_request_id
 from .faults import HTML_PAGE, FaultPlanner, Knobs
 from .limits import DailyQuota, RateLimiter, method_class
@@ -454,7 +454,8 @@ class FakeAlloApi:
                                f"This API key is missing the required scope {r.scope}.", param="scope",
                                suggestion=f"Create an API key with the {r.scope} scope in Settings > API.",
                                v1_details=[{"message": f"required={r.scope}", "field": "scope"}])
-            req = Request(method=method, path=r.path, query=query, raw_body=raw, family=family, api=self, key=key)
+            req = Request(method=method, path=r.path, query=query, raw_body=raw, family=family, api=self, key=key,
+                          path_params=path_params(r.path, path))
             extra = self._before_answer(knobs, r.path)
             # When the answer's content was computed: with answer_delay_ms, not the arrival order.
             extra["computed"] = time.time()
