@@ -1,19 +1,30 @@
+import datetime
+
 import pytest
 
 from integration_tests.fake_allo_api import Dataset, FakeAlloApi
 
 
+def recent_dataset(seed):
+    """The `small` dataset (120 days of activity) ending at today's UTC midnight. The daily analytics streams
+    read one POST per day from the start date (the dataset's start) through today: with the fake's fixed
+    default clock that span, and a full sync's time, would grow with the calendar up to 366 days per stream;
+    ending the data today keeps it at the dataset's 121 days."""
+    today = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return Dataset(seed=seed, scale="small", now=today)
+
+
 @pytest.fixture(scope="session")
 def shared_api():
     """One read-only fake Allo API for tests that do not change its data."""
-    with FakeAlloApi(dataset=Dataset(seed=42, scale="small")) as api:
+    with FakeAlloApi(dataset=recent_dataset(42)) as api:
         yield api
 
 
 @pytest.fixture
 def fresh_api():
     """A fake Allo API of the test's own, for tests that add activity, faults or quotas."""
-    with FakeAlloApi(dataset=Dataset(seed=7, scale="small")) as api:
+    with FakeAlloApi(dataset=recent_dataset(7)) as api:
         yield api
 
 

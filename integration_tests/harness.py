@@ -36,8 +36,9 @@ PRIMARY_KEYS: Dict[str, List[str]] = {
     "contact_details": ["id"],
     "calls": ["id"],
     "team_metrics_daily": ["date", "user_id"],
+    "outbound_metrics_daily": ["date", "user_id"],
 }
-CURSORS = {"conversations": "last_activity", "conversation_items": "date", "calls": "start_date", "crm_people": "updated_at", "crm_companies": "updated_at", "crm_deals": "updated_at", "contact_details": "changed_at", "team_metrics_daily": "date"}
+CURSORS = {"conversations": "last_activity", "conversation_items": "date", "calls": "start_date", "crm_people": "updated_at", "crm_companies": "updated_at", "crm_deals": "updated_at", "contact_details": "changed_at", "team_metrics_daily": "date", "outbound_metrics_daily": "date"}
 
 
 @dataclass

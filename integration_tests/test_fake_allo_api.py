@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,7 @@ def test_missing_scope_is_403_naming_the_scope(c):
     ("/v2/api/webhooks", None, "WEBHOOKS_READ_WRITE"), ("/v2/api/webhooks/event_types", None, "WEBHOOKS_READ_WRITE"),
     ("/v2/api/summary_templates", None, "SUMMARY_TEMPLATES_READ"), ("/v2/api/crm/deals/search", {}, "CRM_READ"),
     ("/v2/api/analytics/overview", {"date": {"from": "2026-11-01", "to": "2026-11-01"}}, "ANALYTICS_READ"),
+    ("/v2/api/analytics/outbound", {"date": {"from": "2026-11-01", "to": "2026-11-01"}}, "ANALYTICS_READ"),
     ("/v1/api/numbers", None, "CONVERSATIONS_READ"),
 ])
 def test_each_endpoint_requires_its_scope(c, path, body, scope):
@@ -591,6 +593,82 @@ def test_analytics_overview_for_one_day_matches_the_calls(c, api):
              "INVALID_DATE_RANGE")
 
 
+def test_analytics_outbound_for_one_day_matches_the_outbound_calls(c, api):
+    calls = [i for i in api.truth("conversation_items") if i["type"] == "CALL" and i["direction"] == "OUTBOUND"]
+    day = Counter(i["date"][:10] for i in calls).most_common(1)[0][0]
+    todays = [i for i in calls if i["date"][:10] == day]
+    r = c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert set(data) == {"date", "compare_date", "funnel", "time_series", "heatmap", "leaderboard", "time_spent", "last_updated"}
+    assert data["date"] == {"from": day, "to": day} and ZULU.match(data["last_updated"])
+    funnel = data["funnel"]
+    assert set(funnel) == {"dials", "connected", "conversations", "conversions"}
+    assert all(set(stage) == {"count", "rate"} and set(stage["count"]) == {"value", "previous", "change"} for stage in funnel.values())
+    connected = [i for i in todays if i["result"] == "ANSWERED"]
+    talks = [i for i in connected if i["duration"] > 60]
+    assert funnel["dials"]["count"]["value"] == len(todays) and funnel["dials"]["rate"] == 1.0
+    assert funnel["connected"]["count"]["value"] == len(connected)
+    assert funnel["connected"]["rate"] == round(len(connected) / len(todays), 3)
+    assert funnel["conversations"]["count"]["value"] == len(talks)
+    assert funnel["conversions"]["count"]["value"] == 0  # no conversion tags asked for
+    assert data["time_spent"]["total_conversation_time_seconds"]["value"] == sum(i["duration"] for i in talks)
+    assert data["time_spent"]["avg_conversation_time_seconds"]["value"] == round(sum(i["duration"] for i in talks) / len(talks), 1)
+    assert 4 <= data["time_spent"]["avg_ringing_time_seconds"]["value"] <= 27
+    assert sum(e["connected"] for e in data["leaderboard"]) == len(connected)
+    assert [e["connected"] for e in data["leaderboard"]] == sorted((e["connected"] for e in data["leaderboard"]), reverse=True)
+    assert {e["user"]["id"] for e in data["leaderboard"]} == {i["user"]["id"] for i in todays}
+    assert data["time_series"]["dials"] == [{"date": day, "value": len(todays)}]
+    assert sum(cell["value"] for cell in data["heatmap"]["dials"]) == len(todays)
+    # Yesterday is the default comparison.
+    yesterday = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+    assert data["compare_date"] == {"from": yesterday, "to": yesterday}
+    assert funnel["dials"]["count"]["previous"] == sum(i["date"][:10] == yesterday for i in calls)
+
+    tags = sorted({t for i in talks for t in (i["tags"] or [])})
+    if tags:
+        tagged = c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "tags": tags[:1]}).json()["data"]
+        assert tagged["funnel"]["conversions"]["count"]["value"] == sum(tags[0] in (i["tags"] or []) for i in talks)
+    week = c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "granularity": "WEEK"}).json()["data"]
+    assert [p["value"] for p in week["time_series"]["dials"]] == [len(todays)]
+    items = c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "extend": "items", "stage": "CONNECTED", "size": 2}).json()["data"]["items"]
+    assert items["pagination"]["total_count"] == len(connected) and len(items["data"]) == min(2, len(connected))
+    assert all(set(row) == {"id", "user", "allo_number", "allo_number_label", "contact_number", "stage", "voicemail", "duration", "date"} for row in items["data"])
+    assert all(row["stage"] in ("CONNECTED", "CONVERSATION") and row["voicemail"] is False for row in items["data"])
+
+    v2_error(c.post("/v2/api/analytics/outbound", {}), 400, "MISSING_PARAMETER")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": "2020-01-01"}}), 400, "INVALID_DATE_RANGE")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": "2024-01-01", "to": "2025-06-01"}}), 400, "DATE_RANGE_TOO_WIDE")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "granularity": "HOUR"}), 400, "INVALID_GRANULARITY")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "extend": "transcript"}), 400, "UNSUPPORTED_EXTEND_VALUE")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "extend": "items"}), 400, "MISSING_PARAMETER")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "extend": "items", "stage": "DIAL", "size": 500}), 400, "INVALID_PAGE_SIZE")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "tags": "meeting_booked"}), 400, "INVALID_PARAMETER")
+    v2_error(c.post("/v2/api/analytics/outbound", {"date": {"from": day, "to": day}, "user_ids": ["usr-x"], "allo_numbers": [US]}), 400, "INVALID_PARAMETER")
+
+
+@pytest.mark.parametrize("stream", ["team_metrics_daily", "outbound_metrics_daily"])
+def test_analytics_truth_has_a_team_row_and_user_rows_of_numbers_per_day(c, api, stream):
+    calls = [i for i in api.truth("conversation_items") if i["type"] == "CALL"]
+    day = Counter(i["date"][:10] for i in calls).most_common(1)[0][0]
+    rows = api.truth(stream, first_day=day, last_day=day)
+    path = "/v2/api/analytics/overview" if stream == "team_metrics_daily" else "/v2/api/analytics/outbound"
+    data = c.post(path, {"date": {"from": day, "to": day}}).json()["data"]
+    team, users = rows[0], rows[1:]
+    assert (team["date"], team["scope"], team["user_id"], team["user"]) == (day, "team", "team", None)
+    if stream == "team_metrics_daily":
+        assert team["total_calls"] == data["summary"]["total_calls"]["value"]
+        assert [(u["user_id"], u["calls"]) for u in users] == [(b["user"]["id"], b["calls"]["value"]) for b in data["breakdown"]]
+    else:
+        assert team["dials"] == data["funnel"]["dials"]["count"]["value"] and team["connected_rate"] == data["funnel"]["connected"]["rate"]
+        assert team["avg_ringing_time_seconds"] == data["time_spent"]["avg_ringing_time_seconds"]["value"]
+        assert [(u["user_id"], u["connected"]) for u in users] == [(e["user"]["id"], e["connected"]) for e in data["leaderboard"]]
+    assert all(u["scope"] == "user" and u["user"]["id"] == u["user_id"] for u in users)
+    assert not any(isinstance(v, dict) for r in rows for k, v in r.items() if k != "user")
+    three = api.truth(stream, first_day=date.fromisoformat(day) - timedelta(days=2), last_day=day)
+    assert sorted({r["date"] for r in three})[-1] == day and len({r["date"] for r in three}) == 3
+
+
 # ---------------------------------------------------------------- rate limits and quota
 
 def test_read_rate_limit_gives_429_with_retry_after(fresh, fc):
@@ -810,9 +888,8 @@ def test_control_routes_over_http(fresh):
                       timeout=5)
     assert d.status_code == 200 and d.json()["deleted_items"] >= 1
     assert requests.get(u + "/_fake/truth/nope", timeout=5).status_code == 404
-    assert requests.get(u + "/_fake/truth/team_metrics_daily", timeout=5).status_code == 501
-    with pytest.raises(NotImplementedError):
-        fresh.truth("team_metrics_daily")
+    team = requests.get(u + "/_fake/truth/team_metrics_daily", timeout=5)
+    assert team.status_code == 200 and team.json()[0]["user_id"] == "team"
     assert requests.get(u + "/_fake/stats", timeout=5).json()["requests"] == 0
 
 

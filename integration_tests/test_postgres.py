@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from integration_tests.conftest import config_for
-from integration_tests.fake_allo_api import Dataset, FakeAlloApi
+from integration_tests.conftest import config_for, recent_dataset
+from integration_tests.fake_allo_api import FakeAlloApi
 from integration_tests.harness import CURSORS, PRIMARY_KEYS, SCHEMAS, key_of
 from integration_tests.postgres_server import postgres_database, postgres_server  # noqa: F401  (pytest fixtures)
 from integration_tests.test_connector import truth_of
@@ -46,7 +46,7 @@ PYAIRBYTE_STRIPS_PLUS = {("conversations", "allo_number"), ("conversations", "co
 
 @pytest.fixture
 def api():
-    with FakeAlloApi(dataset=Dataset(seed=7, scale="small")) as api:
+    with FakeAlloApi(dataset=recent_dataset(7)) as api:
         yield api
 
 

@@ -983,11 +983,38 @@ def _record_day(value: Any) -> Optional[date]:
         return None
 
 
+# The team row of the analytics streams: its user_id is this word, so the primary key (date, user_id) is never
+# null and the row is told from a user's at a glance (Allo's user IDs start with `usr-`).
+TEAM_ROW_USER_ID = "team"
+
+
+def metric_number(value: Any) -> Any:
+    """The number an analytics metric holds. Allo sends each metric as `{"value", "previous", "change"}`
+    (MetricValue): its `value` is kept. `previous` and `change` compare with the period just before, which
+    for a one-day request is the day before: its own row already, so they are not kept. Anything else (a
+    bare number, a field Allo adds later) is left as it is."""
+    if isinstance(value, dict) and {"value", "previous", "change"} & set(value):
+        return value.get("value")
+    return value
+
+
+def _analytics_data(response: requests.Response) -> Optional[Mapping[str, Any]]:
+    body = parsed_body(response)
+    data = body.get("data") if isinstance(body, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def _user_row(entry: Mapping[str, Any], last_updated: Any) -> MutableMapping[str, Any]:
+    user = entry.get("user") if isinstance(entry.get("user"), dict) else {}
+    figures = {name: metric_number(value) for name, value in entry.items() if name != "user"}
+    return {"scope": "user", "user_id": str(user.get("id") or ""), "user": entry.get("user"), **figures, "last_updated": last_updated}
+
+
 @dataclass
 class TeamMetricsExtractor(RecordExtractor):
-    """Turns one `POST /v2/api/analytics/overview` answer into rows: one team row (`data.summary`) and one
-    row per user (`data.breakdown[]`). A DpathExtractor selects one of the two, and CombinedExtractor
-    cannot tag which is which."""
+    """Turns one `POST /v2/api/analytics/overview` answer into rows: one team row (`data.summary`, user_id
+    "team") and one row per user (`data.breakdown[]`), each metric as its number. A DpathExtractor selects
+    one of the two, and CombinedExtractor cannot tag which is which."""
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
@@ -996,15 +1023,49 @@ class TeamMetricsExtractor(RecordExtractor):
         pass
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        body = parsed_body(response)
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict):
+        data = _analytics_data(response)
+        if data is None:
             return
         last_updated = data.get("last_updated")
         summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
-        yield {"scope": "team", "user_id": "", "user": None, **summary, "last_updated": last_updated}
+        figures = {name: metric_number(value) for name, value in summary.items()}
+        yield {"scope": "team", "user_id": TEAM_ROW_USER_ID, "user": None, **figures, "last_updated": last_updated}
         for entry in data.get("breakdown") or []:
-            if not isinstance(entry, dict):
-                continue
-            user = entry.get("user") if isinstance(entry.get("user"), dict) else {}
-            yield {"scope": "user", "user_id": str(user.get("id") or ""), **entry, "last_updated": last_updated}
+            if isinstance(entry, dict):
+                yield _user_row(entry, last_updated)
+
+
+@dataclass
+class OutboundMetricsExtractor(RecordExtractor):
+    """Turns one `POST /v2/api/analytics/outbound` answer into rows: one team row (user_id "team") with the
+    dial funnel (`data.funnel.<stage>.count` as `<stage>`, `.rate` as `<stage>_rate`) and the time spent
+    (`data.time_spent.*`), and one row per user of `data.leaderboard[]`, each metric as its number. The
+    time series and the heatmap are not emitted: for one day the series is one point per stage, the
+    funnel's own numbers."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        pass
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
+        data = _analytics_data(response)
+        if data is None:
+            return
+        last_updated = data.get("last_updated")
+        team: MutableMapping[str, Any] = {"scope": "team", "user_id": TEAM_ROW_USER_ID, "user": None}
+        funnel = data.get("funnel") if isinstance(data.get("funnel"), dict) else {}
+        for stage, figures in funnel.items():
+            if isinstance(figures, dict) and ("count" in figures or "rate" in figures):
+                team[stage] = metric_number(figures.get("count"))
+                team[f"{stage}_rate"] = figures.get("rate")
+            else:
+                team[stage] = metric_number(figures)
+        time_spent = data.get("time_spent") if isinstance(data.get("time_spent"), dict) else {}
+        team.update({name: metric_number(value) for name, value in time_spent.items()})
+        team["last_updated"] = last_updated
+        yield team
+        for entry in data.get("leaderboard") or []:
+            if isinstance(entry, dict):
+                yield _user_row(entry, last_updated)

@@ -96,6 +96,29 @@ CONVERSATION_SUMMARY_NOTES: Dict[str, str] = {
 UNDOCUMENTED_ITEM_FIELDS = ("extracted_data", "data_collected")
 UNDOCUMENTED_DESCRIPTION = "Undocumented field seen on live call items"
 
+# The analytics streams' team row: its user_id (Allo's user IDs start with `usr-`, so it never collides).
+ANALYTICS_TEAM_ROW_ID = "team"
+TEAM_METRIC_NOTES: Dict[str, str] = {
+    "total_calls": "Calls of the team on the day",
+    "calls": "Calls of the user on the day",
+    "talk_time_seconds": "Talk time on the day, in seconds",
+    "calls_over_1_min": "Calls longer than one minute on the day",
+    "answer_rate": "Share of calls answered on the day, as a fraction (0.503 = 50.3%)",
+}
+# Allo's document names the outbound funnel (dials -> connected -> conversations -> conversions) without
+# describing each stage.
+OUTBOUND_STAGE_NOTES: Dict[str, str] = {
+    "dials": "Outbound calls dialled on the day",
+    "connected": "Dialled calls that connected on the day",
+    "conversations": "Connected calls that became conversations on the day",
+    "conversions": "Conversations that converted (carry a conversion tag) on the day",
+}
+OUTBOUND_TIME_NOTES: Dict[str, str] = {
+    "avg_ringing_time_seconds": "Average ringing time of the day's dials, in seconds",
+    "avg_conversation_time_seconds": "Average conversation time on the day, in seconds",
+    "total_conversation_time_seconds": "Total conversation time on the day, in seconds",
+}
+
 
 class SchemaError(Exception):
     """The OpenAPI document does not have the shape this generator expects."""
@@ -529,60 +552,121 @@ class Generator:
             keys=["id"],
         )
 
-    def team_metrics_daily(self) -> Dict[str, Any]:
-        operation = self.operation("POST", "/v2/api/analytics/overview")
+    # -- analytics: one request per day, one team row and one row per user, each metric a number --------
+
+    def analytics_data(self, path: str) -> Dict[str, Any]:
+        operation = self.operation("POST", path)
         response = self.resolver.resolve(
             operation["responses"]["200"]["content"]["application/json"]["schema"]
         )
-        data = response["properties"]["data"]["properties"]
-        last_updated = data.get("last_updated", {"type": "string", "format": "date-time"})
-        metric = self.component("MetricValue")
+        return response["properties"]["data"]["properties"]
 
-        def metric_field(text: str) -> Dict[str, Any]:
-            return merge_schemas([{"description": text, "nullable": True}, metric])
+    def metric_number(self, text: str) -> Dict[str, Any]:
+        """A MetricValue ({value, previous, change}) as the number of its `value`: for a one-day request
+        `previous` is the day before, a row of its own, so the comparison is not kept."""
+        value = self.component("MetricValue").get("properties", {}).get("value") or {"type": "number"}
+        return {"type": value.get("type", "number"), "description": text, "nullable": True}
 
-        record = {
-            "type": "object",
-            "properties": {
-                "date": {
-                    "type": "string",
-                    "format": "date",
-                    "description": "Day the metrics cover (the request's date.from and date.to are both this day).",
-                },
-                "scope": {
-                    "type": "string",
-                    "description": "Whether the row holds team totals (data.summary) or one user's figures (data.breakdown[]). Known values: team, user.",
-                },
-                "user_id": {
-                    "type": "string",
-                    "description": "ID of the user of a user row; empty string for the team row, so that the primary key (date, user_id) is never null.",
-                },
-                "user": merge_schemas(
-                    [
-                        {"description": "The user of a user row (data.breakdown[].user); null for the team row.", "nullable": True},
-                        self.component("UserRef"),
-                    ]
-                ),
-                "total_calls": metric_field(
-                    "Total calls of the team on the day (team row, data.summary.total_calls); null on user rows."
-                ),
-                "calls": metric_field(
-                    "Calls of the user on the day (user row, data.breakdown[].calls); null on the team row."
-                ),
-                "talk_time_seconds": metric_field("Talk time on the day, in seconds."),
-                "calls_over_1_min": metric_field("Calls longer than one minute on the day."),
-                "answer_rate": metric_field("Share of calls answered on the day, as a fraction (0.503 = 50.3%)."),
-                "last_updated": dict(last_updated, nullable=True),
+    def analytics_record(
+        self, path: str, user_source: str, figures: Dict[str, Dict[str, Any]]
+    ) -> Dict[str, Any]:
+        last_updated = self.analytics_data(path).get("last_updated", {"type": "string", "format": "date-time"})
+        properties: Dict[str, Any] = {
+            "date": {
+                "type": "string",
+                "format": "date",
+                "description": "Day the metrics cover (the request's date.from and date.to are both this day).",
             },
+            "scope": {
+                "type": "string",
+                "description": f"\"team\" for the team row, \"user\" for a user's row ({user_source}). Known values: team, user.",
+            },
+            "user_id": {
+                "type": "string",
+                "description": (
+                    f"\"{ANALYTICS_TEAM_ROW_ID}\" on the team row; the user's ID (usr-...) on a user row. Never "
+                    "null: it is part of the primary key (date, user_id)."
+                ),
+            },
+            "user": merge_schemas(
+                [
+                    {"description": f"The user of a user row ({user_source}.user); null on the team row.", "nullable": True},
+                    self.component("UserRef"),
+                ]
+            ),
         }
+        properties.update(figures)
+        properties["last_updated"] = dict(last_updated, nullable=True)
+        return {"type": "object", "properties": properties}
+
+    def team_metrics_daily(self) -> Dict[str, Any]:
+        path = "/v2/api/analytics/overview"
+        data = self.analytics_data(path)
+        summary = data["summary"].get("properties", {})
+        breakdown = data["breakdown"]["items"].get("properties", {})
+        figures: Dict[str, Dict[str, Any]] = {}
+        # The user rows' own fields (`calls`) right after the team's first (`total_calls`).
+        names = list(summary)
+        names[1:1] = [n for n in breakdown if n not in summary and n != "user"]
+        for name in names:
+            rows = []
+            if name in summary:
+                rows.append(f"team row: data.summary.{name}.value")
+            if name in breakdown:
+                rows.append(f"user rows: data.breakdown[].{name}.value")
+            only = "; null on user rows" if name not in breakdown else ("; null on the team row" if name not in summary else "")
+            figures[name] = self.metric_number(f"{TEAM_METRIC_NOTES.get(name, name)} ({', '.join(rows)}){only}.")
         return self.root(
-            record,
+            self.analytics_record(path, "data.breakdown[]", figures),
             method="POST",
-            path="/v2/api/analytics/overview",
+            path=path,
             page=DOCS_V2 + "analytics/team-summary",
             what=(
-                "Team metrics per day: one team row (scope \"team\", from data.summary) and one row per "
-                "user (scope \"user\", from data.breakdown[]) for each day, requested one day at a time."
+                "Team metrics per day, each metric a number: one team row (scope \"team\", user_id \"team\", "
+                "from data.summary) and one row per user (scope \"user\", from data.breakdown[]) for each day, "
+                "requested one day at a time."
+            ),
+            keys=["date", "user_id", "scope"],
+        )
+
+    def outbound_metrics_daily(self) -> Dict[str, Any]:
+        path = "/v2/api/analytics/outbound"
+        data = self.analytics_data(path)
+        leaderboard = data["leaderboard"]["items"].get("properties", {})
+        figures: Dict[str, Dict[str, Any]] = {}
+        for stage, stage_schema in data["funnel"].get("properties", {}).items():
+            note = OUTBOUND_STAGE_NOTES.get(stage, f"Funnel stage {stage} on the day")
+            if stage in leaderboard:
+                figures[stage] = self.metric_number(
+                    f"{note} (team row: data.funnel.{stage}.count.value; user rows: data.leaderboard[].{stage})."
+                )
+            else:
+                figures[stage] = self.metric_number(f"{note} (team row: data.funnel.{stage}.count.value); null on user rows.")
+            rate = stage_schema.get("properties", {}).get("rate")
+            if rate is not None:
+                figures[f"{stage}_rate"] = dict(
+                    rate,
+                    description=append_sentence(
+                        rate.get("description"), f"Team row: data.funnel.{stage}.rate; null on user rows."
+                    ),
+                    nullable=True,
+                )
+        for name in data["time_spent"].get("properties", {}):
+            figures[name] = self.metric_number(
+                f"{OUTBOUND_TIME_NOTES.get(name, name)} (team row: data.time_spent.{name}.value); null on user rows."
+            )
+        for name, schema in leaderboard.items():
+            if name != "user" and name not in figures:
+                figures[name] = dict(schema, description=f"data.leaderboard[].{name} (user rows); null on the team row.", nullable=True)
+        return self.root(
+            self.analytics_record(path, "data.leaderboard[]", figures),
+            method="POST",
+            path=path,
+            page=DOCS_V2 + "analytics/outbound",
+            what=(
+                "Outbound call metrics per day, each metric a number: one team row (scope \"team\", user_id \"team\": "
+                "dial funnel from data.funnel, time spent from data.time_spent) and one row per user of "
+                "data.leaderboard[] (scope \"user\") for each day, requested one day at a time."
             ),
             keys=["date", "user_id", "scope"],
         )
@@ -619,6 +703,7 @@ class Generator:
             "contact_details": self.contact_details(),
             "calls": self.calls(),
             "team_metrics_daily": self.team_metrics_daily(),
+            "outbound_metrics_daily": self.outbound_metrics_daily(),
         }
 
 

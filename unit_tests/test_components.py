@@ -54,6 +54,7 @@ from source_allo.components import (
     AlloBackoffStrategy,
     AlloErrorHandler,
     AlloPagination,
+    OutboundMetricsExtractor,
     SinceBoundRecordFilter,
     TeamMetricsExtractor,
     WindowRecordFilter,
@@ -651,36 +652,89 @@ def test_each_since_filter_warns_on_its_own():
     assert first.__dict__.get("_warned") is True and not second.__dict__.get("_warned")
 
 
+def _analytics_rows(stream, extractor_class, path, body):
+    extractor = build(CustomRecordExtractorModel, stream_definition(stream)["retriever"]["record_selector"]["extractor"])
+    assert isinstance(extractor, extractor_class)
+    return list(extractor.extract_records(_response(body, method="POST", url=f"https://api.withallo.com{path}")))
+
+
 def _team_metrics(body):
-    extractor = build(CustomRecordExtractorModel, stream_definition("team_metrics_daily")["retriever"]["record_selector"]["extractor"])
-    assert isinstance(extractor, TeamMetricsExtractor)
-    return list(extractor.extract_records(_response(body, method="POST", url="https://api.withallo.com/v2/api/analytics/overview")))
+    return _analytics_rows("team_metrics_daily", TeamMetricsExtractor, "/v2/api/analytics/overview", body)
 
 
-def test_team_metrics_extractor_yields_a_team_row_and_one_row_per_user():
+def _outbound_metrics(body):
+    return _analytics_rows("outbound_metrics_daily", OutboundMetricsExtractor, "/v2/api/analytics/outbound", body)
+
+
+def test_team_metrics_extractor_yields_a_team_row_and_one_row_per_user_with_numbers():
     body = {
         "data": {
-            "summary": {"total_calls": {"value": 3}, "answer_rate": {"value": 0.5}},
-            "breakdown": [{"user": {"id": "usr-1", "name": "A"}, "calls": {"value": 2}}, {"user": {"id": 42}, "calls": {"value": 1}}],
+            "summary": {"total_calls": {"value": 3, "previous": 2, "change": 0.5}, "answer_rate": {"value": 0.5, "previous": None, "change": None}},
+            "breakdown": [{"user": {"id": "usr-1", "name": "A"}, "calls": {"value": 2, "change": -0.05}}, {"user": {"id": 42}, "calls": {"value": 1}}],
             "last_updated": "2026-04-21T19:07:00Z",
         }
     }
     rows = _team_metrics(body)
-    assert rows[0] == {"scope": "team", "user_id": "", "user": None, "total_calls": {"value": 3}, "answer_rate": {"value": 0.5}, "last_updated": "2026-04-21T19:07:00Z"}
-    assert rows[1] == {"scope": "user", "user_id": "usr-1", "user": {"id": "usr-1", "name": "A"}, "calls": {"value": 2}, "last_updated": "2026-04-21T19:07:00Z"}
-    assert (rows[2]["scope"], rows[2]["user_id"]) == ("user", "42")
+    assert rows[0] == {"scope": "team", "user_id": "team", "user": None, "total_calls": 3, "answer_rate": 0.5, "last_updated": "2026-04-21T19:07:00Z"}
+    assert rows[1] == {"scope": "user", "user_id": "usr-1", "user": {"id": "usr-1", "name": "A"}, "calls": 2, "last_updated": "2026-04-21T19:07:00Z"}
+    assert (rows[2]["scope"], rows[2]["user_id"], rows[2]["calls"]) == ("user", "42", 1)
     assert len(rows) == 3
 
 
 def test_team_metrics_extractor_tolerates_missing_parts():
     rows = _team_metrics({"data": {"breakdown": [None, "x", {"calls": {"value": 1}}, {"user": None}]}})
-    assert [(r["scope"], r["user_id"]) for r in rows] == [("team", ""), ("user", ""), ("user", "")]
-    assert rows[0] == {"scope": "team", "user_id": "", "user": None, "last_updated": None}
+    assert [(r["scope"], r["user_id"]) for r in rows] == [("team", "team"), ("user", ""), ("user", "")]
+    assert rows[0] == {"scope": "team", "user_id": "team", "user": None, "last_updated": None}
+    assert rows[1]["calls"] == 1 and rows[2]["user"] is None
+
+
+def test_metric_values_become_their_number_and_other_values_stay():
+    assert components.metric_number({"value": 12, "previous": 10, "change": 0.2}) == 12
+    assert components.metric_number({"change": 0.2}) is None  # a metric without its value: null, not an object
+    assert components.metric_number(7.5) == 7.5 and components.metric_number(None) is None
+    assert components.metric_number({"id": "x"}) == {"id": "x"}  # not a metric: left as Allo sent it
+
+
+def test_outbound_metrics_extractor_yields_the_funnel_row_and_one_row_per_leaderboard_entry():
+    metric = lambda v: {"value": v, "previous": v - 1, "change": 0.1}  # noqa: E731
+    body = {
+        "data": {
+            "date": {"from": "2026-11-10", "to": "2026-11-10"},
+            "funnel": {
+                "dials": {"count": metric(10), "rate": 1.0},
+                "connected": {"count": metric(6), "rate": 0.6},
+                "conversations": {"count": metric(4), "rate": 0.4},
+                "conversions": {"count": metric(1), "rate": None},
+            },
+            "time_series": {"dials": [{"date": "2026-11-10", "value": 10}]},
+            "heatmap": {"dials": [{"day": "TUESDAY", "hour": 10, "value": 3}]},
+            "leaderboard": [{"user": {"id": "usr-1", "name": "A", "email": "a@x"}, "connected": 5}, None, {"user": {"id": "usr-2"}, "connected": 1}],
+            "time_spent": {"avg_ringing_time_seconds": metric(12.5), "avg_conversation_time_seconds": metric(95.0), "total_conversation_time_seconds": metric(380)},
+            "last_updated": "2026-11-10T19:07:00Z",
+        }
+    }
+    rows = _outbound_metrics(body)
+    assert rows[0] == {
+        "scope": "team", "user_id": "team", "user": None,
+        "dials": 10, "dials_rate": 1.0, "connected": 6, "connected_rate": 0.6, "conversations": 4, "conversations_rate": 0.4,
+        "conversions": 1, "conversions_rate": None,
+        "avg_ringing_time_seconds": 12.5, "avg_conversation_time_seconds": 95.0, "total_conversation_time_seconds": 380,
+        "last_updated": "2026-11-10T19:07:00Z",
+    }
+    assert rows[1:] == [
+        {"scope": "user", "user_id": "usr-1", "user": {"id": "usr-1", "name": "A", "email": "a@x"}, "connected": 5, "last_updated": "2026-11-10T19:07:00Z"},
+        {"scope": "user", "user_id": "usr-2", "user": {"id": "usr-2"}, "connected": 1, "last_updated": "2026-11-10T19:07:00Z"},
+    ]
+
+
+def test_outbound_metrics_extractor_tolerates_missing_parts():
+    rows = _outbound_metrics({"data": {"funnel": {"dials": {"count": {"value": 3}}, "connected": 2, "odd": None}, "leaderboard": None}})
+    assert rows == [{"scope": "team", "user_id": "team", "user": None, "dials": 3, "dials_rate": None, "connected": 2, "odd": None, "last_updated": None}]
 
 
 @pytest.mark.parametrize("body", [{"data": None}, {"data": []}, {"error": {"code": "X"}}, [], b"not json"])
-def test_team_metrics_extractor_yields_nothing_without_data(body):
-    assert _team_metrics(body) == []
+def test_analytics_extractors_yield_nothing_without_data(body):
+    assert _team_metrics(body) == [] and _outbound_metrics(body) == []
 
 
 # ============================================================================================ the manifest and components.py

@@ -578,6 +578,7 @@ INCREMENTAL_STREAMS = {
     "team_metrics_daily": ("date", False),
     "contact_details": ("changed_at", False),
     "calls": ("start_date", True),
+    "outbound_metrics_daily": ("date", False),
 }
 
 

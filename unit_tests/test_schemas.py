@@ -37,6 +37,7 @@ KEY_FIELDS = {
     "contact_details": ["id"],
     "calls": ["id"],
     "team_metrics_daily": ["date", "user_id", "scope"],
+    "outbound_metrics_daily": ["date", "user_id", "scope"],
 }
 STREAMS = sorted(KEY_FIELDS)
 
@@ -185,6 +186,8 @@ def test_every_property_typed(stream):
         ("calls", "$.transcript[].time", "date-time"),
         ("team_metrics_daily", "$.date", "date"),
         ("team_metrics_daily", "$.last_updated", "date-time"),
+        ("outbound_metrics_daily", "$.date", "date"),
+        ("outbound_metrics_daily", "$.last_updated", "date-time"),
     ],
 )
 def test_timestamp_formats(stream, path, fmt):
@@ -230,14 +233,14 @@ def test_added_fields_are_described():
     assert load("conversations")["properties"]["allo_number"]["description"]
     assert load("calls")["properties"]["allo_number"]["type"] == ["null", "string"]
     assert "sender_id:" in load("phone_numbers")["properties"]["id"]["description"]
-    for name, prop in load("team_metrics_daily")["properties"].items():
-        assert prop.get("description"), name
+    for stream in ("team_metrics_daily", "outbound_metrics_daily"):
+        for name, prop in load(stream)["properties"].items():
+            assert prop.get("description"), (stream, name)
 
 
 def test_float_capable_numbers():
     assert load("calls")["properties"]["length_in_minutes"]["type"] == ["null", "number"]
-    answer_rate = load("team_metrics_daily")["properties"]["answer_rate"]["properties"]
-    assert answer_rate["value"]["type"] == ["null", "number"]
+    assert load("team_metrics_daily")["properties"]["answer_rate"]["type"] == ["null", "number"]
     assert load("conversation_items")["properties"]["duration"]["type"] == ["null", "integer"]
 
 
@@ -311,16 +314,17 @@ CONVERSATION = {
     },
 }
 
+# The analytics streams: each metric is the number of Allo's MetricValue (its `value`).
 TEAM_ROW = {
     "date": "2026-04-21",
     "scope": "team",
-    "user_id": "",
+    "user_id": "team",
     "user": None,
-    "total_calls": {"value": 2899, "previous": 2512, "change": 0.15},
+    "total_calls": 2899,
     "calls": None,
-    "talk_time_seconds": {"value": 81720, "previous": 103380, "change": -0.21},
-    "calls_over_1_min": {"value": 290, "previous": 310, "change": -0.06},
-    "answer_rate": {"value": 0.503, "previous": 0.46, "change": 0.09},
+    "talk_time_seconds": 81720,
+    "calls_over_1_min": 290,
+    "answer_rate": 0.503,
     "last_updated": "2026-04-21T19:07:00Z",
 }
 
@@ -329,11 +333,38 @@ USER_ROW = {
     "scope": "user",
     "user_id": "usr-abc123",
     "user": {"id": "usr-abc123", "name": "Adrien Gaucher", "email": "adrien@company.com"},
-    "total_calls": None,
-    "calls": {"value": 673, "change": -0.05},
-    "talk_time_seconds": {"value": 38460, "change": -0.11},
-    "calls_over_1_min": {"value": 141, "change": -0.1},
-    "answer_rate": {"value": 0.645, "change": -0.03},
+    "calls": 673,
+    "talk_time_seconds": 38460,
+    "calls_over_1_min": 141,
+    "answer_rate": 0.645,
+    "last_updated": "2026-04-21T19:07:00Z",
+}
+
+OUTBOUND_TEAM_ROW = {
+    "date": "2026-04-21",
+    "scope": "team",
+    "user_id": "team",
+    "user": None,
+    "dials": 120,
+    "dials_rate": 1.0,
+    "connected": 35,
+    "connected_rate": 0.29,
+    "conversations": 20,
+    "conversations_rate": 0.167,
+    "conversions": 4,
+    "conversions_rate": None,
+    "avg_ringing_time_seconds": 14.2,
+    "avg_conversation_time_seconds": 182.5,
+    "total_conversation_time_seconds": 3650,
+    "last_updated": "2026-04-21T19:07:00Z",
+}
+
+OUTBOUND_USER_ROW = {
+    "date": "2026-04-21",
+    "scope": "user",
+    "user_id": "usr-abc123",
+    "user": {"id": "usr-abc123", "name": "John", "email": "john@acme.com"},
+    "connected": 12,
     "last_updated": "2026-04-21T19:07:00Z",
 }
 
@@ -501,6 +532,8 @@ VALID_RECORDS = [
     ),
     ("team_metrics_daily", TEAM_ROW),
     ("team_metrics_daily", USER_ROW),
+    ("outbound_metrics_daily", OUTBOUND_TEAM_ROW),
+    ("outbound_metrics_daily", OUTBOUND_USER_ROW),
 ]
 
 
@@ -541,7 +574,11 @@ INVALID_RECORDS = [
     ("crm_deals", {"id": "dea-def456", "amount": "50k"}),
     ("calls", {"id": "call_abc123", "length_in_minutes": "five"}),
     ("team_metrics_daily", with_changes(TEAM_ROW, user_id=None)),
-    ("team_metrics_daily", with_changes(USER_ROW, answer_rate=0.645)),
+    ("team_metrics_daily", with_changes(USER_ROW, answer_rate={"value": 0.645, "change": -0.03})),
+    ("team_metrics_daily", without(TEAM_ROW, "scope")),
+    ("outbound_metrics_daily", with_changes(OUTBOUND_TEAM_ROW, dials={"value": 120, "previous": 98, "change": 0.22})),
+    ("outbound_metrics_daily", with_changes(OUTBOUND_USER_ROW, user_id=None)),
+    ("outbound_metrics_daily", with_changes(OUTBOUND_USER_ROW, connected="12")),
 ]
 
 

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 import unicodedata
+import zlib
 from collections import OrderedDict
 from datetime import date, datetime, timezone
 from typing import Any, Iterable
@@ -43,8 +44,11 @@ TOUCHED_KINDS = ("conversations", "items", "calls", "contacts", "numbers")
 TRUTH_STREAMS = (
     "conversations", "conversation_items", "phone_numbers", "users", "tags", "summary_templates",
     "webhooks", "webhook_event_types", "crm_people", "crm_companies", "crm_deals", "contacts", "contact_details",
-    "calls", "team_metrics_daily",
+    "calls", "team_metrics_daily", "outbound_metrics_daily",
 )
+ANALYTICS_STREAMS = ("team_metrics_daily", "outbound_metrics_daily")
+# The user_id of the analytics streams' team row, as the connector writes it.
+TEAM_ROW_USER_ID = "team"
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ALNUM_MIXED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -1082,6 +1086,179 @@ class Dataset:
                     "compare_date": {"from": day_str(cmp_from), "to": day_str(cmp_to)},
                     "summary": summary, "breakdown": breakdown, "last_updated": fmt_z(self.now_ts)}
 
+    # ------------------------------------------------------------ outbound analytics
+
+    @staticmethod
+    def ringing_seconds(it: Item) -> int:
+        """How long an outbound call rang before it was picked up or gave up (not stored: from its id)."""
+        return 4 + zlib.crc32(it.id.encode()) % 24
+
+    @staticmethod
+    def outbound_stage(it: Item, tags: Iterable[str] | None) -> int:
+        """How far an outbound call went in the dial funnel: 0 dialled; 1 connected (a person answered;
+        voicemail is not a connection); 2 conversation (connected, over one minute); 3 conversion (a
+        conversation carrying one of the request's conversion ``tags``: none without tags)."""
+        if it.outcome != "ANSWERED":
+            return 0
+        if (it.duration or 0) <= 60:
+            return 1
+        if tags and it.tags and set(tags).intersection(it.tags):
+            return 3
+        return 2
+
+    def _outbound_calls(self, lo: int, hi: int, user_ids: list[str] | None,
+                        allo_numbers: list[str] | None) -> list[Item]:
+        i = bisect.bisect_left(self._order_ts, lo)
+        j = bisect.bisect_left(self._order_ts, hi + DAY)
+        return [it for it in self._order[i:j] if it.kind == "CALL" and it.direction == "OUTBOUND"
+                and (not user_ids or it.user.id in user_ids)
+                and (not allo_numbers or it.allo_number in allo_numbers)]
+
+    def outbound_analytics(self, day_from: int, day_to: int, cmp_from: int, cmp_to: int,
+                           user_ids: list[str] | None, allo_numbers: list[str] | None, *,
+                           tags: list[str] | None = None, granularity: str = "DAY",
+                           drilldown: tuple[str, int, int] | None = None) -> dict:
+        """``POST /v2/api/analytics/outbound`` over the outbound calls in [day_from, day_to] (inclusive UTC
+        days) vs a comparison period: funnel, time series, heatmap, leaderboard, time spent, and with
+        ``drilldown`` = (stage, page, size) the calls behind a stage (``items``, v2 pagination)."""
+        stages = ("dials", "connected", "conversations", "conversions")
+        with self.lock:
+            cur_items = self._outbound_calls(day_from, day_to, user_ids, allo_numbers)
+            prev_items = self._outbound_calls(cmp_from, cmp_to, user_ids, allo_numbers)
+
+            def figures(items: list[Item]) -> dict[str, float]:
+                reached = [self.outbound_stage(it, tags) for it in items]
+                talk = [it.duration or 0 for it, s in zip(items, reached) if s >= 2]
+                out = {name: sum(1 for s in reached if s >= k) for k, name in enumerate(stages)}
+                out["avg_ringing_time_seconds"] = (
+                    round(sum(self.ringing_seconds(it) for it in items) / len(items), 1) if items else 0)
+                out["avg_conversation_time_seconds"] = round(sum(talk) / len(talk), 1) if talk else 0
+                out["total_conversation_time_seconds"] = sum(talk)
+                return out
+
+            def mv(cur: float, prev: float) -> dict:
+                change = round((cur - prev) / prev, 2) if prev else None
+                return {"value": cur, "previous": prev, "change": change}
+
+            cur, prev = figures(cur_items), figures(prev_items)
+            dials = cur["dials"]
+            funnel = {name: {"count": mv(cur[name], prev[name]),
+                             "rate": round(cur[name] / dials, 3) if dials else None} for name in stages}
+            time_spent = {name: mv(cur[name], prev[name]) for name in
+                          ("avg_ringing_time_seconds", "avg_conversation_time_seconds",
+                           "total_conversation_time_seconds")}
+
+            # time series: one point per bucket (day, Monday-started week, month) of the range, empty ones too
+            def bucket(ts: int) -> str:
+                d = datetime.fromtimestamp(ts, timezone.utc).date()
+                if granularity == "WEEK":
+                    d = date.fromordinal(d.toordinal() - d.weekday())
+                elif granularity == "MONTH":
+                    d = d.replace(day=1)
+                return d.isoformat()
+
+            buckets: dict[str, list[int]] = {}
+            for ts in range(day_from, day_to + DAY, DAY):
+                buckets.setdefault(bucket(ts), [0, 0, 0])
+            for it in cur_items:
+                counts = buckets[bucket(it.ts)]
+                s = self.outbound_stage(it, tags)
+                counts[0] += 1
+                counts[1] += s >= 1
+                counts[2] += s >= 3
+            series = {
+                "dials": [{"date": b, "value": c[0]} for b, c in buckets.items()],
+                "connected": [{"date": b, "value": c[1]} for b, c in buckets.items()],
+                "connection_rate": [{"date": b, "value": round(c[1] / c[0], 3) if c[0] else 0}
+                                    for b, c in buckets.items()],
+                "conversions": [{"date": b, "value": c[2]} for b, c in buckets.items()],
+            }
+
+            # heatmap: cells (weekday, UTC hour) with at least one dial; connection_rate in percent
+            cells: dict[tuple[int, int], list[int]] = {}
+            for it in cur_items:
+                t = time.gmtime(it.ts)
+                c = cells.setdefault((t.tm_wday, t.tm_hour), [0, 0])
+                c[0] += 1
+                c[1] += self.outbound_stage(it, tags) >= 1
+            weekdays = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+            ordered = sorted(cells.items())
+            heatmap = {
+                "dials": [{"day": weekdays[d], "hour": h, "value": c[0]} for (d, h), c in ordered],
+                "connected": [{"day": weekdays[d], "hour": h, "value": c[1]} for (d, h), c in ordered],
+                "connection_rate": [{"day": weekdays[d], "hour": h, "value": round(100 * c[1] / c[0])}
+                                    for (d, h), c in ordered],
+            }
+
+            # leaderboard: every user who dialled in the range, most connected calls first
+            per_user: dict[str, list] = {}
+            for it in cur_items:
+                entry = per_user.setdefault(it.user.id, [it.user, 0])
+                entry[1] += self.outbound_stage(it, tags) >= 1
+            leaderboard = [{"user": u.ref(), "connected": n}
+                           for u, n in sorted(per_user.values(), key=lambda e: (-e[1], e[0].name, e[0].id))]
+
+            data = {"date": {"from": day_str(day_from), "to": day_str(day_to)},
+                    "compare_date": {"from": day_str(cmp_from), "to": day_str(cmp_to)},
+                    "funnel": funnel, "time_series": series, "heatmap": heatmap, "leaderboard": leaderboard,
+                    "time_spent": time_spent, "last_updated": fmt_z(self.now_ts)}
+            if drilldown is not None:
+                stage_name, page, size = drilldown
+                wanted = ("DIAL", "CONNECTED", "CONVERSATION", "CONVERSION").index(stage_name)
+                rows = [it for it in reversed(cur_items) if self.outbound_stage(it, tags) >= wanted]
+                total_pages = math.ceil(len(rows) / size)
+                data["items"] = {
+                    "data": [self.outbound_drilldown_view(it, tags) for it in rows[(page - 1) * size: page * size]],
+                    "pagination": {"page": page, "size": size, "total_count": len(rows),
+                                   "total_pages": total_pages, "has_more": page < total_pages}}
+            return data
+
+    def outbound_drilldown_view(self, it: Item, tags: Iterable[str] | None) -> dict:
+        """OutboundDrilldownItem: the call, the furthest funnel stage it reached."""
+        number = self.numbers_by_number.get(it.allo_number)
+        return {"id": it.id, "user": it.user.ref(), "allo_number": it.allo_number,
+                "allo_number_label": number.name if number else None, "contact_number": it.contact_number,
+                "stage": ("DIAL", "CONNECTED", "CONVERSATION", "CONVERSION")[self.outbound_stage(it, tags)],
+                "voicemail": it.outcome == "VOICEMAIL", "duration": it.duration, "date": fmt_z(it.ts)}
+
+    # ------------------------------------------------------------ analytics truth
+
+    def analytics_days(self, first_day: Any = None, last_day: Any = None) -> list[int]:
+        """The UTC midnights a sync of the daily analytics streams reads, by default what a sync started now
+        with the dataset's start as start_date reads: from that day (but at most 365 days back) through
+        today (the real clock, UTC)."""
+        def as_ts(value: Any) -> int:
+            return parse_day(value.isoformat() if isinstance(value, date) else value)
+
+        today = int(time.time()) // DAY * DAY
+        first = as_ts(first_day) if first_day is not None else max(self.start_ts // DAY * DAY, today - 365 * DAY)
+        last = as_ts(last_day) if last_day is not None else today
+        return list(range(first, last + DAY, DAY))
+
+    def _analytics_truth(self, stream: str, first_day: Any, last_day: Any) -> list[dict]:
+        """One team row (user_id "team", like the connector's) and one row per user a day, each metric
+        the number of its MetricValue."""
+        rows: list[dict] = []
+        for day in self.analytics_days(first_day, last_day):
+            d = day_str(day)
+            if stream == "team_metrics_daily":
+                data = self.analytics(day, day, day - DAY, day - DAY, None, None)
+                team = {k: v["value"] for k, v in data["summary"].items()}
+                users = [(e["user"], {k: v["value"] for k, v in e.items() if k != "user"}) for e in data["breakdown"]]
+            else:
+                data = self.outbound_analytics(day, day, day - DAY, day - DAY, None, None)
+                team = {}
+                for name, stage in data["funnel"].items():
+                    team[name] = stage["count"]["value"]
+                    team[f"{name}_rate"] = stage["rate"]
+                team.update({k: v["value"] for k, v in data["time_spent"].items()})
+                users = [(e["user"], {"connected": e["connected"]}) for e in data["leaderboard"]]
+            rows.append({"date": d, "scope": "team", "user_id": TEAM_ROW_USER_ID, "user": None, **team,
+                         "last_updated": data["last_updated"]})
+            rows.extend({"date": d, "scope": "user", "user_id": user["id"], "user": user, **figures,
+                         "last_updated": data["last_updated"]} for user, figures in users)
+        return rows
+
     # ------------------------------------------------------------ mutation
 
     def add_activity(self, n: int = 5, now: Any = None, allo_number: str | None = None,
@@ -1299,10 +1476,15 @@ class Dataset:
 
     # ------------------------------------------------------------ truth
 
-    def truth(self, stream: str) -> list[dict]:
-        """What a correct full read of ``stream`` yields (plain JSON-ready dicts, copies)."""
+    def truth(self, stream: str, first_day: Any = None, last_day: Any = None) -> list[dict]:
+        """What a correct full read of ``stream`` yields (plain JSON-ready dicts, copies). For the daily
+        analytics streams, ``first_day`` / ``last_day`` (dates or YYYY-MM-DD) give the days read; by default
+        those of a sync started now from the dataset's start (see ``analytics_days``)."""
         with self.lock:
-            rows = self._truth(stream)
+            if stream in ANALYTICS_STREAMS:
+                rows = self._analytics_truth(stream, first_day, last_day)
+            else:
+                rows = self._truth(stream)
             return json.loads(json.dumps(rows, ensure_ascii=False))
 
     def _truth(self, stream: str) -> list[dict]:
@@ -1339,8 +1521,4 @@ class Dataset:
         if stream == "calls":
             return [{"allo_number": a.number, **self.v1_call_view(it)}
                     for a in self.numbers for it in self.calls_v1(a.number)]
-        if stream == "team_metrics_daily":
-            raise NotImplementedError(
-                "truth('team_metrics_daily') is not implemented yet: its record shape depends on how the "
-                "connector slices POST /v2/api/analytics/overview; call that endpoint per day instead.")
         raise KeyError(f"unknown stream {stream!r}; known: {', '.join(TRUTH_STREAMS)}")

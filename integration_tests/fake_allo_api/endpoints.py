@@ -382,10 +382,9 @@ def crm_deals(req: Request) -> dict:
 
 # ---------------------------------------------------------------- v2: analytics
 
-@route("POST", "/v2/api/analytics/overview", "ANALYTICS_READ",
-       "Team KPIs with period-over-period comparison and a per-user breakdown")
-def analytics_overview(req: Request) -> dict:
-    body = req.json()
+def _analytics_filters(body: dict) -> tuple[int, int, int, int, list[str] | None, list[str] | None]:
+    """AnalyticsBaseRequest: date (required, at most 366 days), compare_date (default: the period of the
+    same length just before), user_ids XOR allo_numbers."""
     if body.get("date") is None:
         raise ApiError("MISSING_PARAMETER", "The date parameter is required ({\"from\": \"YYYY-MM-DD\", "
                        "\"to\": \"YYYY-MM-DD\"}).", param="date")
@@ -404,7 +403,45 @@ def analytics_overview(req: Request) -> dict:
             raise ApiError("INVALID_PARAMETER", f"Invalid {name}: expected an array of strings.", param=name)
     if user_ids and allo_numbers:
         raise ApiError("INVALID_PARAMETER", "user_ids cannot be combined with allo_numbers.", param="user_ids")
-    return {"data": req.dataset.analytics(lo, hi, clo, chi, user_ids or None, allo_numbers or None)}
+    return lo, hi, clo, chi, user_ids or None, allo_numbers or None
+
+
+@route("POST", "/v2/api/analytics/overview", "ANALYTICS_READ",
+       "Team KPIs with period-over-period comparison and a per-user breakdown")
+def analytics_overview(req: Request) -> dict:
+    return {"data": req.dataset.analytics(*_analytics_filters(req.json()))}
+
+
+OUTBOUND_STAGES = ("DIAL", "CONNECTED", "CONVERSATION", "CONVERSION")
+
+
+@route("POST", "/v2/api/analytics/outbound", "ANALYTICS_READ",
+       "Outbound call metrics: dial funnel, time series, heatmap, leaderboard and time spent")
+def analytics_outbound(req: Request) -> dict:
+    body = req.json()
+    filters = _analytics_filters(body)
+    tags = body.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        raise ApiError("INVALID_PARAMETER", "Invalid tags: expected an array of tag keys.", param="tags")
+    granularity = body.get("granularity", "DAY")
+    if granularity not in ("DAY", "WEEK", "MONTH"):
+        raise ApiError("INVALID_GRANULARITY", f"Invalid granularity '{granularity}'. Allowed values: DAY, WEEK, MONTH.",
+                       param="granularity")
+    extend = body.get("extend")
+    drilldown = None
+    if extend is not None and extend != "":
+        if extend != "items":
+            raise ApiError("UNSUPPORTED_EXTEND_VALUE",
+                           f"Unsupported extend value '{extend}'. Supported extend value for this endpoint: items.",
+                           param="extend", suggestion="Use extend=items with a stage to list the calls.")
+        if body.get("stage") is None:
+            raise ApiError("MISSING_PARAMETER", "extend=items requires a stage (DIAL, CONNECTED, CONVERSATION, "
+                           "CONVERSION).", param="stage")
+        stage = enum_value(body.get("stage"), OUTBOUND_STAGES, "stage")
+        page, size = page_and_size(body.get("page"), body.get("size"), first=1, default_size=20)
+        drilldown = (stage, page, size)
+    return {"data": req.dataset.outbound_analytics(*filters, tags=tags or None, granularity=granularity,
+                                                   drilldown=drilldown)}
 
 
 # ---------------------------------------------------------------- v1 (legacy)

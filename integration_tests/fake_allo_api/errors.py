@@ -39,6 +39,8 @@ CATALOGUE: dict[str, tuple[int, str, str, str | None, bool]] = {
                            "Use YYYY-MM-DD dates with from on or before to.", False),
     "DATE_RANGE_TOO_WIDE": (400, "validation_error", "The date range is too wide.",
                             "Use a range of at most 366 days.", False),
+    "INVALID_GRANULARITY": (400, "validation_error", "Invalid granularity.",
+                            "Use DAY, WEEK or MONTH.", False),
     "INVALID_REQUEST_BODY": (400, "validation_error", "The request body is not valid JSON.",
                              "Send a JSON object with Content-Type: application/json.", False),
     "INVALID_SEARCH_QUERY": (400, "validation_error",

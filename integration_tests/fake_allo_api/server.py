@@ -209,8 +209,9 @@ class FakeAlloApi:
                 self._limiter.reset()
             return self.knobs
 
-    def truth(self, stream: str) -> list[dict]:
-        return self.dataset.truth(stream)
+    def truth(self, stream: str, first_day: Any = None, last_day: Any = None) -> list[dict]:
+        """Dataset.truth: the days of the analytics streams default to a sync started now."""
+        return self.dataset.truth(stream, first_day=first_day, last_day=last_day)
 
     def add_activity(self, n: int = 5, now: Any = None, allo_number: str | None = None,
                      move_share: float = 0.6) -> dict:
