@@ -30,3 +30,17 @@ def fresh_api():
 
 def config_for(api, key="full", **overrides):
     return {"api_key": api.keys[key], "api_url": api.url, "start_date": api.dataset.start.strftime("%Y-%m-%dT%H:%M:%SZ"), **overrides}
+
+
+@pytest.fixture
+def pyairbyte(tmp_path, monkeypatch):
+    """PyAirbyte, imported with its state and logs under the test's tmp dir (the DuckDB and PostgreSQL tests)."""
+    # Offline (the connector is local), no telemetry, every file under the test's tmp dir.
+    monkeypatch.setenv("AIRBYTE_OFFLINE_MODE", "1")
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    monkeypatch.setenv("AIRBYTE_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRBYTE_LOGGING_ROOT", str(tmp_path / "logs"))
+    monkeypatch.setenv("AIRBYTE_INSTALL_DIR", str(tmp_path / "install"))
+    import airbyte
+
+    return airbyte

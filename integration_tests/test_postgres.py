@@ -22,18 +22,6 @@ ALL_STREAMS = sorted(PRIMARY_KEYS)
 TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone"}
 
 
-@pytest.fixture
-def pyairbyte(tmp_path, monkeypatch):
-    # Offline (the connector is local), no telemetry, every file under the test's tmp dir.
-    monkeypatch.setenv("AIRBYTE_OFFLINE_MODE", "1")
-    monkeypatch.setenv("DO_NOT_TRACK", "1")
-    monkeypatch.setenv("AIRBYTE_PROJECT_DIR", str(tmp_path))
-    monkeypatch.setenv("AIRBYTE_LOGGING_ROOT", str(tmp_path / "logs"))
-    monkeypatch.setenv("AIRBYTE_INSTALL_DIR", str(tmp_path / "install"))
-    import airbyte
-
-    return airbyte
-
 
 # A known PyAirbyte bug, not the connector's: PostgresCache (airbyte 0.71.3, and PyAirbyte's main branch
 # as of this writing) loads each batch with `pandas.read_json(path, lines=True)`, whose type inference

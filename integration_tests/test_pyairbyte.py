@@ -12,18 +12,6 @@ from integration_tests.conftest import config_for
 STREAMS = ["conversations", "conversation_items", "calls", "users"]
 
 
-@pytest.fixture
-def pyairbyte(tmp_path, monkeypatch):
-    # Offline (the connector is local), no telemetry, every file under the test's tmp dir.
-    monkeypatch.setenv("AIRBYTE_OFFLINE_MODE", "1")
-    monkeypatch.setenv("DO_NOT_TRACK", "1")
-    monkeypatch.setenv("AIRBYTE_PROJECT_DIR", str(tmp_path))
-    monkeypatch.setenv("AIRBYTE_LOGGING_ROOT", str(tmp_path / "logs"))
-    monkeypatch.setenv("AIRBYTE_INSTALL_DIR", str(tmp_path / "install"))
-    import airbyte
-
-    return airbyte
-
 
 def test_pyairbyte_reads_into_duckdb_and_syncs_incrementally(pyairbyte, fresh_api, tmp_path):
     ab = pyairbyte
