@@ -431,7 +431,9 @@ def test_killed_mid_sync_then_resumed_from_the_last_state(start_api):
                         if state["stream"]["stream_descriptor"]["name"] == "conversation_items":
                             for entry in state["stream"]["stream_state"].get("states") or []:
                                 saved_days.add(entry["cursor"]["date"])
-                            if len(saved_days - {start_day}) >= 1:
+                            # The CDK's per-partition cursor emits its first state when a window closes, then
+                            # at most every 10 minutes: kill at the first one, while much is still unread.
+                            if saved_days:
                                 proc.send_signal(signal.SIGKILL)
                                 break
             finally:
@@ -453,7 +455,7 @@ def test_killed_mid_sync_then_resumed_from_the_last_state(start_api):
     killed = Run(proc.returncode, "".join(lines), killed_stderr, messages)
     killed.assert_secret_absent(api.keys["full"])
     state = killed.last_state_per_stream()
-    assert items_state(state) > start_day
+    assert items_state(state) is not None and items_state(state) >= start_day
     assert len(killed.records("conversation_items")) < len(api.truth("conversation_items")), "killed too late to matter"
 
     resumed_at = time.time()
