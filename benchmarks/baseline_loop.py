@@ -1,8 +1,9 @@
 """The plain loop the connector is compared with: `requests` + `orjson`, no framework.
 
-Reads the same pages as `source-allo read` (same endpoint, page size 100, the same 30-day date windows
-for conversation_items, one partition per Allo number for conversations) and prints the same RECORD
-lines to stdout:
+Reads the same pages as `source-allo read` (same endpoint, page size 100; conversation_items per Allo
+number in the same 30-day date windows, the numbers listed first with `GET /v1/api/numbers`, or with
+`--items-per-window` in windows over all numbers as the connector did before reading per number;
+conversations one partition per Allo number) and prints the same RECORD lines to stdout:
 
     {"type":"RECORD","record":{"stream":"conversation_items","data":{...},"emitted_at":1732470000000}}
 
@@ -44,13 +45,25 @@ def _windows(start: date, end: date, days: int):
         lo = hi + timedelta(days=1)
 
 
-def read_items(session: requests.Session, url: str, out, start: date, end: date, window_days: int) -> int:
+def list_numbers(session: requests.Session, url: str) -> list:
+    """The Allo numbers, as the connector lists them (GET /v1/api/numbers; sender IDs have no number)."""
+    response = session.get(f"{url}/v1/api/numbers")
+    response.raise_for_status()
+    return [row["number"] for row in orjson.loads(response.content).get("data") or [] if row.get("number")]
+
+
+def read_items(session: requests.Session, url: str, out, start: date, end: date, window_days: int,
+               per_number: bool = True) -> int:
     count = 0
-    for lo, hi in _windows(start, end, window_days):
+    partitions = [(number, lo, hi) for number in list_numbers(session, url) for lo, hi in _windows(start, end, window_days)] \
+        if per_number else [(None, lo, hi) for lo, hi in _windows(start, end, window_days)]
+    for number, lo, hi in partitions:
         page = 1
         while True:
             body = {"sort": "DATE_ASC", "type": "ALL", "date": {"from": lo.isoformat(), "to": hi.isoformat()},
                     "page": page, "size": PAGE_SIZE}
+            if number is not None:
+                body["allo_number"] = number
             response = session.post(f"{url}/v2/api/conversations/items/search", data=orjson.dumps(body),
                                     headers={"Content-Type": "application/json"})
             response.raise_for_status()
@@ -65,11 +78,8 @@ def read_items(session: requests.Session, url: str, out, start: date, end: date,
 
 
 def read_conversations(session: requests.Session, url: str, out, since: str | None) -> int:
-    response = session.get(f"{url}/v2/api/numbers")
-    response.raise_for_status()
-    numbers = [row["number"] for row in orjson.loads(response.content).get("data") or [] if row.get("number")]
     count = 0
-    for number in numbers:
+    for number in list_numbers(session, url):
         page = 1
         while True:
             params = {"allo_number": number, "page": page, "size": PAGE_SIZE}
@@ -97,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start-date", required=True, help="YYYY-MM-DD (conversation_items) or ISO 8601 (conversations)")
     ap.add_argument("--end-date", default=None, help="YYYY-MM-DD, default tomorrow (UTC), as the connector")
     ap.add_argument("--window-days", type=int, default=30, help="conversation_items window length (connector default 30)")
+    ap.add_argument("--items-per-window", action="store_true",
+                    help="conversation_items in date windows over all numbers (default: per Allo number, as the connector)")
     args = ap.parse_args(argv)
 
     session = requests.Session()
@@ -107,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         start = date.fromisoformat(args.start_date[:10])
         end = (date.fromisoformat(args.end_date) if args.end_date
                else datetime.now(timezone.utc).date() + timedelta(days=1))
-        count = read_items(session, url, out, start, end, args.window_days)
+        count = read_items(session, url, out, start, end, args.window_days, per_number=not args.items_per_window)
     else:
         count = read_conversations(session, url, out, args.start_date)
     out.flush()
