@@ -681,24 +681,35 @@ class AlloPagination(PaginationStrategy):
         stream_slice: Optional[StreamSlice] = None,
     ) -> Optional[Any]:
         current = self.start_from_page if last_page_token_value is None else int(last_page_token_value)
+        key = _list_key(response)
         body = parsed_body(response)
-        served = _rows_served(body)
-        if served is not None:
-            last_page_size = served
+        rows = _page_rows(body)
+        if rows is not None:
+            last_page_size = len(rows)
         has_more, total_pages = _page_metadata(body)
-        self._progress(self._first_answer_of_list(response), _row_count(body, total_pages, self._page_size), last_page_size)
-        rewind_to = self._rewind_after_deletions(response, body, current)
+        self._progress(self._first_answer_of_list(key), _row_count(body, total_pages, self._page_size), last_page_size)
+        rewind_to = self._rewind_after_deletions(key, response, body, current)
         if rewind_to is not None:
             return rewind_to
         following = self._following_page(current, last_page_size, has_more, total_pages)
+        if following is not None and self.stops_early(key, response, rows or [], stream_slice):
+            following = None
         if following is None:
-            with self._lock:
-                self._totals.pop(_list_key(response), None)
+            self.list_ended(key)
         return following
 
-    def _first_answer_of_list(self, response: requests.Response) -> bool:
+    def stops_early(
+        self, key: str, response: requests.Response, rows: List[Any], stream_slice: Optional[StreamSlice]
+    ) -> bool:
+        """Whether the list ends on this page although Allo has more: never, here (see NewestFirstPagination)."""
+        return False
+
+    def list_ended(self, key: str) -> None:
+        with self._lock:
+            self._totals.pop(key, None)
+
+    def _first_answer_of_list(self, key: str) -> bool:
         """True once per list, on its first answer: a rewind to page 1 must not count the list again."""
-        key = _list_key(response)
         with self._lock:
             if key in self._estimated_lists:
                 return False
@@ -718,12 +729,11 @@ class AlloPagination(PaginationStrategy):
             return current + 1
         return current + 1 if rows >= self._page_size else None
 
-    def _rewind_after_deletions(self, response: requests.Response, body: Any, current: int) -> Optional[int]:
+    def _rewind_after_deletions(self, key: str, response: requests.Response, body: Any, current: int) -> Optional[int]:
         pagination = body.get("pagination") if isinstance(body, dict) else None
         total = pagination.get("total_count") if isinstance(pagination, dict) else None
         if not isinstance(total, int) or isinstance(total, bool):
             return None
-        key = _list_key(response)
         with self._lock:
             previous, rewinds = self._totals.get(key, (None, 0))
             self._totals[key] = (total, rewinds)
@@ -775,33 +785,22 @@ class NewestFirstPagination(AlloPagination):
         self._unordered_lists: set[str] = set()
         self._warned_order = False
 
-    def next_page_token(
-        self,
-        response: requests.Response,
-        last_page_size: int,
-        last_record: Optional[Record],
-        last_page_token_value: Optional[Any] = None,
-        stream_slice: Optional[StreamSlice] = None,
-    ) -> Optional[Any]:
-        following = super().next_page_token(response, last_page_size, last_record, last_page_token_value, stream_slice)
-        key = _list_key(response)
-        if following is None:
-            with self._lock:
-                self._oldest_seen.pop(key, None)
-            return None
+    def stops_early(
+        self, key: str, response: requests.Response, rows: List[Any], stream_slice: Optional[StreamSlice]
+    ) -> bool:
         bound = parse_instant((stream_slice or {}).get("start_time")) if stream_slice else None
-        rows = [parse_instant(row.get(self.cursor_field)) for row in _rows_of(parsed_body(response))]
-        rows = [row for row in rows if row is not None]
+        dates = [parse_instant(row.get(self.cursor_field)) for row in rows if isinstance(row, dict)]
+        dates = [date_ for date_ in dates if date_ is not None]
         with self._lock:
             previous = self._oldest_seen.get(key)
-            sequence = ([previous] if previous else []) + rows
+            sequence = ([previous] if previous else []) + dates
             ordered = key not in self._unordered_lists and all(
                 newer >= older for newer, older in zip(sequence, sequence[1:])
             )
             if not ordered:
                 self._unordered_lists.add(key)
-            elif rows:
-                self._oldest_seen[key] = rows[-1]
+            elif dates:
+                self._oldest_seen[key] = dates[-1]
             warn = not ordered and not self._warned_order
             if warn:
                 self._warned_order = True
@@ -811,22 +810,13 @@ class NewestFirstPagination(AlloPagination):
                 f"Stream `{self.stream_name}`: Allo's {urlsplit(response.url or '').path} answer for {number} is not sorted "
                 f"newest first by {self.cursor_field}; that history is read in full (only new rows are emitted)."
             )
-        if ordered and bound is not None and rows and rows[-1] < bound:
-            with self._lock:
-                self._oldest_seen.pop(key, None)
-            return None  # everything on the following pages is older than the bound
-        return following
+        # In a newest-first list, everything on the following pages is older than the bound.
+        return ordered and bound is not None and bool(dates) and dates[-1] < bound
 
-
-def _rows_of(body: Any) -> List[Mapping[str, Any]]:
-    if not isinstance(body, dict):
-        return []
-    data = body.get("data")
-    if isinstance(data, list):
-        return [row for row in data if isinstance(row, dict)]
-    if isinstance(data, dict) and isinstance(data.get("results"), list):
-        return [row for row in data["results"] if isinstance(row, dict)]
-    return []
+    def list_ended(self, key: str) -> None:
+        super().list_ended(key)
+        with self._lock:
+            self._oldest_seen.pop(key, None)
 
 
 def _emit_estimate(stream: str, rows: int) -> None:
@@ -861,16 +851,16 @@ def _list_key(response: requests.Response) -> str:
     return f"{getattr(request, 'method', '')} {parts.path}?{query} {body}"
 
 
-def _rows_served(body: Any) -> Optional[int]:
-    """How many rows a v2 (`data[]`) or v1 (`data.results[]`, null past the end) page holds; None if unknown."""
+def _page_rows(body: Any) -> Optional[List[Any]]:
+    """The rows a v2 (`data[]`) or v1 (`data.results[]`, null past the end) page holds; None if unknown."""
     if not isinstance(body, dict):
         return None
     data = body.get("data")
     if isinstance(data, list):
-        return len(data)
+        return data
     if isinstance(data, dict) and "results" in data:
         results = data.get("results")
-        return len(results) if isinstance(results, list) else 0
+        return results if isinstance(results, list) else []
     return None
 
 

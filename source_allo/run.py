@@ -65,7 +65,6 @@ def build_source(
 
 
 PROBE_TIMEOUT_SECONDS = 5.0
-unreachable_message = components.unreachable_message
 
 
 def _config_error_for(message: str) -> AirbyteTracedException:
@@ -83,9 +82,9 @@ def _probe_connection(url: str, host: str, port: int) -> None:
     try:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS).close()
     except socket.gaierror:
-        raise _config_error_for(unreachable_message(url, "the host name could not be resolved")) from None
+        raise _config_error_for(components.unreachable_message(url, "the host name could not be resolved")) from None
     except ConnectionRefusedError:
-        raise _config_error_for(unreachable_message(url, "the connection was refused")) from None
+        raise _config_error_for(components.unreachable_message(url, "the connection was refused")) from None
     except (socket.timeout, TimeoutError):
         raise AirbyteTracedException(
             message=f"The Allo API at {url} did not accept a connection within {PROBE_TIMEOUT_SECONDS:.0f} s. Check that "
@@ -94,8 +93,7 @@ def _probe_connection(url: str, host: str, port: int) -> None:
         ) from None
     except OSError as error:
         raise AirbyteTracedException(
-            message=f"Could not connect to the Allo API at {url}: {error.strerror or error}. Check the source's API URL "
-            f"(`api_url`; leave it empty for {components.DEFAULT_API_URL}) and that this machine can reach it.",
+            message=components.unreachable_message(url, str(error.strerror or error)),
             failure_type=FailureType.transient_error,
         ) from None
 
